@@ -1,0 +1,125 @@
+"""Atomic artifact writes and the provenance block every artifact carries.
+
+A killed run never leaves a half-written output: files go to a temporary sibling first and are
+renamed into place; whole artifact folders are built in a temporary folder and swapped in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rome import __version__
+from rome.config import params_hash
+from rome.errors import RomeError
+
+
+def _tmp_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write bytes atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Atomic, human-readable JSON (sorted keys keep diffs and hashes stable)."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | Path, what: str = "artifact") -> dict[str, Any]:
+    """Read a JSON artifact with a one-line error on a missing or corrupt file."""
+    p = Path(path)
+    if not p.is_file():
+        raise RomeError(f"{p}: {what} not found (run the upstream stage first)")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise RomeError(f"{p}: corrupt JSON ({exc.msg} at line {exc.lineno}); expected a {what}") from None
+
+
+def check_schema_version(doc: dict[str, Any], supported: int, path: str | Path, what: str) -> None:
+    """Refuse artifacts from a newer schema than this code understands."""
+    version = doc.get("schema_version")
+    if not isinstance(version, int):
+        raise RomeError(f"{path}: schema_version = {version!r}: expected an integer (is this a {what}?)")
+    if version > supported:
+        raise RomeError(f"{path}: schema_version = {version}: expected <= {supported}; written by a newer rome, upgrade")
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``final`` in one rename."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
+    """Code commit and whether the tree was dirty; ``None`` values outside a git checkout."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "src", "pyproject.toml") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def provenance(params: dict[str, Any], sections: list[str], stage: str, data_manifest_sha256: str | None = None) -> dict[str, Any]:
+    """The audit block: which params (only the sections the stage read) produced this artifact."""
+    read = {k: params[k] for k in ["preset", "seed", "device", "deterministic", *sections] if k in params}
+    return {
+        "stage": stage,
+        "params": read,
+        "params_hash": params_hash(read),
+        "code": {"rome_version": __version__, **git_state()},
+        "data_manifest_sha256": data_manifest_sha256,
+        "dvc_stage": os.environ.get("ROME_DVC_STAGE"),
+        "created_unix": round(time.time(), 3),
+    }

@@ -1,0 +1,85 @@
+"""``rome <stage>``: argument parsing only; each stage's logic lives in ``rome.stages.<stage>``.
+
+Contract relied on by scripts, dvc.yaml and the Snakemake rules:
+  * every stage takes ``--params FILE`` (default params.yaml) and repeatable ``--set key=value``;
+  * the output folder is derived from the params (``rome.paths``), ``--out DIR`` overrides it;
+  * the last line on stdout is the artifact folder written; exit 0 only on success, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from rome import __version__
+from rome.errors import RomeError
+
+STAGE_HELP = {
+    "prepare": "prepare the dataset: fixed, seeded, class-stratified splits + manifest",
+    "search": "architecture search (ROME / GDAS / DARTS / random) with checkpoint-resume",
+    "derive": "derive genotype.json (+ cell pictures) from the searched architecture parameters",
+    "train": "retrain the derived (or a given) genotype from scratch with timm's training utilities",
+    "evaluate": "test accuracy, params, FLOPs, latency (+ NAS-Bench-201 lookup) -> metrics.json",
+    "aggregate": "mean +- std and best over the sweep's seeds -> summary table",
+    "audit": "which params, code and data produced an artifact; would the workspace reproduce it",
+}
+
+
+def stage_module(name: str) -> ModuleType:
+    return importlib.import_module(f"rome.stages.{name}")
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """All stages get the common options; only ``selected`` imports its module for its own options
+    (so ``rome --help`` stays fast and one stage's heavy imports never slow another)."""
+    parser = argparse.ArgumentParser(prog="rome", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"rome {__version__}")
+    sub = parser.add_subparsers(dest="stage", metavar="<stage>", required=True)
+    for name, help_text in STAGE_HELP.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--params", default="params.yaml", metavar="FILE",
+                       help="params file (default: %(default)s); keys override the selected preset")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one param, e.g. --set search.k_samples=7 (repeatable; value parsed as YAML)")
+        if name != "audit":
+            p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                           help="write the artifact here instead of the folder derived from the params")
+        if name == selected:
+            add = getattr(stage_module(name), "add_arguments", None)
+            if add is not None:
+                add(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    selected = next((a for a in argv if a in STAGE_HELP), None)
+    parser = build_parser(selected)
+    args = parser.parse_args(argv)
+    module = stage_module(args.stage)
+    try:
+        if args.stage == "audit":
+            return int(module.main(args) or 0)
+        from rome.config import load_params
+        from rome.paths import stage_dir
+
+        params = load_params(args.params, args.overrides)
+        out = args.out if args.out is not None else stage_dir(params, args.stage)
+        written = module.run(params, Path(out), args)
+    except RomeError as exc:
+        one_line = " ".join(str(exc).split())  # the promise is ONE line, whatever a library put in it
+        print(f"rome {args.stage}: error: {one_line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rome {args.stage}: interrupted", file=sys.stderr)
+        return 130
+    print(written)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

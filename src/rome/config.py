@@ -1,0 +1,171 @@
+"""Resolve params: preset <- params.yaml <- --set overrides, validated against the one schema.
+
+The schema (``rome/schema/params.schema.yaml``) is also what the Snakefile validates with, so
+the CLI, DVC and Snakemake accept exactly the same files.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from rome.errors import RomeError
+
+PRESETS_PACKAGE = "rome.presets"
+SCHEMA_RESOURCE = ("rome.schema", "params.schema.yaml")
+BASE_PRESET = "default"
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The parsed JSON Schema (YAML) that every params source is checked against."""
+    text = resources.files(SCHEMA_RESOURCE[0]).joinpath(SCHEMA_RESOURCE[1]).read_text()
+    return yaml.safe_load(text)
+
+
+def schema_path() -> Path:
+    """File system path of the schema (for Snakemake's ``validate``)."""
+    return Path(str(resources.files(SCHEMA_RESOURCE[0]).joinpath(SCHEMA_RESOURCE[1])))
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(PRESETS_PACKAGE).iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """A preset's own overrides (``default`` is complete; others are partial)."""
+    res = resources.files(PRESETS_PACKAGE).joinpath(f"{name}.yaml")
+    if not res.is_file():
+        raise RomeError(f"preset = {name!r}: unknown preset; expected one of {preset_names()}")
+    return yaml.safe_load(res.read_text()) or {}
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``over`` wins. Lists and scalars are replaced, not merged."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        prefix = f"{key}." if err.absolute_path else ""
+        return f"{prefix}{extra[0] if extra else '?'}: unknown key; expected one of {allowed}"
+    expected = {
+        "enum": lambda: f"one of {err.validator_value}",
+        "type": lambda: f"type {err.validator_value}",
+        "minimum": lambda: f">= {err.validator_value}",
+        "maximum": lambda: f"<= {err.validator_value}",
+        "exclusiveMinimum": lambda: f"> {err.validator_value}",
+        "exclusiveMaximum": lambda: f"< {err.validator_value}",
+        "minItems": lambda: f"at least {err.validator_value} item(s)",
+        "uniqueItems": lambda: "no duplicate items",
+        "minLength": lambda: f"at least {err.validator_value} character(s)",
+    }.get(str(err.validator), lambda: err.message)()
+    return f"{key} = {json.dumps(err.instance, default=str)}: expected {expected}"
+
+
+def validate(params: dict[str, Any], source: str) -> None:
+    """Raise RomeError naming the source, the key, the value and what is allowed."""
+    validator = jsonschema.Draft7Validator(schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        raise RomeError(f"{source}: {_describe(errors[0])}")
+
+
+def _missing_keys(full: dict[str, Any], base: dict[str, Any], prefix: str = "") -> list[str]:
+    missing = []
+    for key, value in base.items():
+        if key not in full:
+            missing.append(prefix + key)
+        elif isinstance(value, dict) and key != "subset":
+            missing += _missing_keys(full[key], value, prefix + key + ".")
+    return missing
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``section.key=value`` -> (["section", "key"], value parsed as YAML)."""
+    if "=" not in text:
+        raise RomeError(f"--set {text!r}: expected KEY=VALUE, e.g. search.k_samples=7")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise RomeError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def _nest(path: list[str], value: Any) -> dict[str, Any]:
+    out: Any = value
+    for part in reversed(path):
+        out = {part: out}
+    return out
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """Parse params.yaml; one-line error on a missing file or YAML that is not a mapping."""
+    p = Path(path)
+    if not p.is_file():
+        raise RomeError(f"{p}: params file not found")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise RomeError(f"{p}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise RomeError(f"{p}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    return data
+
+
+def resolve(file_params: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), source: str = "params") -> dict[str, Any]:
+    """Merge default <- preset <- file <- overrides, validate each layer and the result."""
+    validate(file_params, source)
+    over: dict[str, Any] = {}
+    for text in overrides:
+        path, value = parse_override(text)
+        over = deep_merge(over, _nest(path, value))
+    validate(over, "--set")
+    preset = over.get("preset", file_params.get("preset", BASE_PRESET))
+    base = load_preset(BASE_PRESET)
+    merged = deep_merge(base, load_preset(preset)) if preset != BASE_PRESET else base
+    merged = deep_merge(merged, {k: v for k, v in file_params.items() if k != "preset"})
+    merged = deep_merge(merged, {k: v for k, v in over.items() if k != "preset"})
+    merged["preset"] = preset
+    validate(merged, f"{source} (resolved with preset {preset!r})")
+    missing = _missing_keys(merged, base)
+    if missing:
+        raise RomeError(f"{source}: resolved params lack {missing}; the default preset must define every key")
+    if merged["search"]["tau_min"] > merged["search"]["tau_max"]:
+        s = merged["search"]
+        raise RomeError(f"{source}: search.tau_min = {s['tau_min']}: expected <= search.tau_max ({s['tau_max']})")
+    return merged
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The resolved, validated params every stage reads."""
+    return resolve(read_params_file(path), overrides, source=str(path))
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a params (sub)dict: the audit key of an artifact."""
+    blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()

@@ -1,0 +1,1 @@
+"""Datasets: raw sources, fixed stratified splits, the prepared-data artifact, torch datasets."""

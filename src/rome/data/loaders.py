@@ -1,0 +1,35 @@
+"""Torch datasets over prepared uint8 tensors (all in memory: the CPU-sized sets fit easily)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+
+class ImageTensorDataset(Dataset):
+    """uint8 N,C,H,W images -> normalised float C,H,W (after an optional transform on the float image)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float], std: Sequence[float],
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be uint8 N,C,H,W, got {images.dtype} {tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels, self.transform = images, labels, transform
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = self.images[index].float().div_(255.0)
+        if self.transform is not None:
+            img = self.transform(img)
+        return (img - self.mean) / self.std, self.labels[index]
+
+    def normalized(self) -> torch.Tensor:
+        """The whole split normalised at once (no transform): fast path for evaluation."""
+        return (self.images.float() / 255.0 - self.mean) / self.std

@@ -1,0 +1,63 @@
+"""Shared fixtures: smoke-sized params in a temp results dir, and one prepared mnist5k dataset."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+os.environ["WANDB_MODE"] = "disabled"
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rome.config import resolve
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CIFAR_ARCHIVE = SHARED_DATA / "cifar10-jpg.tar.gz"
+NB201_TABLE = SHARED_DATA / "nb201_12epoch.csv"
+
+
+def smoke(results_dir: Path, *overrides: str) -> dict:
+    """Resolved smoke-preset params writing under ``results_dir``."""
+    return resolve({"preset": "smoke"}, [f"results_dir={results_dir}", *overrides], source="test")
+
+
+@pytest.fixture
+def smoke_params(tmp_path: Path) -> dict:
+    return smoke(tmp_path / "results")
+
+
+@pytest.fixture(scope="session")
+def prepared_smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared mnist5k folder at smoke size (built once per session)."""
+    from rome.paths import stage_dir
+    from rome.stages import prepare
+
+    root = tmp_path_factory.mktemp("prepared")
+    params = smoke(root)
+    return prepare.run(params, stage_dir(params, "prepare"))
+
+
+def write_image_tree(root: Path, splits: dict[str, int], classes=("cat", "dog", "emu"), size=8, mode="RGB") -> Path:
+    """A tiny ``<split>/<class>/<image>.png`` tree with class-dependent colours."""
+    rng = np.random.default_rng(0)
+    for split, per_class in splits.items():
+        for c, cls in enumerate(classes):
+            d = root / split / cls
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                shape = (size, size, 3) if mode == "RGB" else (size, size)
+                arr = (rng.integers(0, 60, shape) + 80 * c).clip(0, 255).astype(np.uint8)
+                Image.fromarray(arr, mode=mode).save(d / f"{i:04d}.png")
+    return root
+
+
+def make_archive(src: Path, archive: Path) -> Path:
+    with tarfile.open(archive, "w:gz") as tar:
+        for p in sorted(src.rglob("*")):
+            tar.add(p, arcname=p.relative_to(src).as_posix(), recursive=False)
+    return archive
