@@ -20,6 +20,7 @@ from typing import Any
 from rome import __version__
 from rome.config import params_hash
 from rome.errors import RomeError
+from rome.tracking import current_run_id
 
 
 def _tmp_sibling(path: Path) -> Path:
@@ -120,6 +121,7 @@ def provenance(params: dict[str, Any], sections: list[str], stage: str, data_man
         "params_hash": params_hash(read),
         "code": {"rome_version": __version__, **git_state()},
         "data_manifest_sha256": data_manifest_sha256,
-        "dvc_stage": os.environ.get("ROME_DVC_STAGE"),
+        "dvc_stage": os.environ.get("DVC_STAGE"),
+        "wandb_run_id": current_run_id(),
         "created_unix": round(time.time(), 3),
     }

@@ -82,7 +82,7 @@ def _describe(err: jsonschema.ValidationError) -> str:
 
 def validate(params: dict[str, Any], source: str) -> None:
     """Raise RomeError naming the source, the key, the value and what is allowed."""
-    validator = jsonschema.Draft7Validator(schema())
+    validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         raise RomeError(f"{source}: {_describe(errors[0])}")

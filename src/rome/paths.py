@@ -29,7 +29,8 @@ def stage_dir(params: dict[str, Any], stage: str) -> Path:
     if stage == "prepare":
         return data_dir(params)
     if stage == "aggregate":
-        return Path(params["results_dir"]) / "aggregate"
+        # beside results/, not inside: the aggregate depends on the whole results tree
+        return Path(params["results_dir"]).parent / "reports"
     if stage in CHECKPOINT_DIRS:
         return run_dir(params) / stage
     if stage in STAGES:

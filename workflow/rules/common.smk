@@ -1,0 +1,37 @@
+# Helpers shared by the rules: config validation, the resolved params, sweep expansion and the
+# `--set` flags that pin one run (the same flags dvc.yaml passes).
+from snakemake.utils import validate
+
+from rome.config import resolve, schema_path
+
+validate(config, str(schema_path()))
+PARAMS = resolve(config, source="params.yaml")
+SWEEP = PARAMS["sweep"]
+RESULTS = PARAMS["results_dir"]
+RUN = f"{RESULTS}/{{dataset}}/{{space}}/{{algorithm}}/seed{{seed}}"
+
+
+wildcard_constraints:
+    dataset="|".join(SWEEP["datasets"]),
+    space="|".join(SWEEP["spaces"]),
+    algorithm="|".join(SWEEP["algorithms"]),
+    seed=r"\d+",
+
+
+def run_flags(wildcards):
+    """The --set flags that select one run of the sweep."""
+    return (
+        f"--set data.dataset={wildcards.dataset} --set search.space={wildcards.space} "
+        f"--set search.algorithm={wildcards.algorithm} --set seed={wildcards.seed}"
+    )
+
+
+def all_runs(stage):
+    """Every run folder of a stage over the sweep."""
+    return expand(
+        f"{RUN}/{stage}",
+        dataset=SWEEP["datasets"],
+        space=SWEEP["spaces"],
+        algorithm=SWEEP["algorithms"],
+        seed=SWEEP["seeds"],
+    )
