@@ -1,0 +1,53 @@
+"""What every evaluation network shares: the drop-path knob the trainer ramps, timm's entrypoint contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+from rome.errors import RomeError
+
+# Arguments timm.create_model always passes to an entrypoint; ours have no pretrained weights.
+_TIMM_ONLY = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+
+
+def entrypoint_kwargs(name: str, pretrained: bool, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Strip timm's factory arguments; refuse ``pretrained=True`` (no weights are published)."""
+    if pretrained:
+        raise RomeError(f"{name}: pretrained = True: no pretrained weights exist; expected pretrained = False")
+    if kwargs.get("genotype") is None:
+        raise RomeError(f"{name}: genotype is required (a Genotype, a genotype.json mapping or path, or Genotype(...) text)")
+    return {k: v for k, v in kwargs.items() if k not in _TIMM_ONLY}
+
+
+class EvalNetwork(nn.Module):
+    """Base of the evaluation networks.
+
+    ``drop_path_prob`` is read by the cells at every forward; the train stage ramps it linearly
+    over the epochs (``set_drop_path``), as DARTS does. It starts at ``drop_path_rate`` so a
+    model used outside the trainer drops at the rate it was created with.
+    """
+
+    num_classes: int
+    num_features: int
+    classifier: nn.Module
+
+    def __init__(self, drop_path_rate: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise RomeError(f"drop_path_rate = {drop_path_rate}: expected 0 <= rate < 1")
+        self.drop_path_rate = float(drop_path_rate)
+        self.drop_path_prob = float(drop_path_rate)
+
+    def set_drop_path(self, p: float) -> None:
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop-path probability {p}: expected 0 <= p < 1")
+        self.drop_path_prob = float(p)
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()

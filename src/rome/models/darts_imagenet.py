@@ -1,0 +1,77 @@
+"""The DARTS ImageNet (mobile setting) evaluation network (``NetworkImageNet``), registered with timm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+from timm.models import register_model
+
+from rome.models.base import EvalNetwork, entrypoint_kwargs
+from rome.models.cells import AuxiliaryHead, DartsCell
+from rome.models.darts_cifar import darts_genotype, reduction_layers
+
+
+class DartsImageNetNet(EvalNetwork):
+    """Three stride-2 stem convs (C/2, C, then C), 14 cells at C = 48 (reductions at 1/3, 2/3), GAP, linear.
+
+    The first cell treats its inputs as reduced (factorized-reduce preprocessing), as in DARTS. The
+    global pool is adaptive (choice): identical to DARTS's AvgPool2d(7) at 224 px, and it also works
+    on the tiny inputs of the tests. Forward returns ``(logits, aux_logits)`` in training mode with
+    ``auxiliary=True``, otherwise ``logits``.
+    """
+
+    def __init__(self, genotype: Any, num_classes: int = 1000, in_chans: int = 3, init_channels: int = 48,
+                 layers: int = 14, auxiliary: bool = False, drop_path_rate: float = 0.0,
+                 drop_rate: float = 0.0) -> None:
+        super().__init__(drop_path_rate)
+        self.genotype = darts_genotype(genotype, "rome_darts_imagenet")
+        self.num_classes, self.auxiliary, self.layers, self.drop_rate = num_classes, auxiliary, layers, drop_rate
+        C = init_channels
+        self.stem0 = nn.Sequential(
+            nn.Conv2d(in_chans, C // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2), nn.ReLU(inplace=True),
+            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+        self.stem1 = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
+                                   nn.BatchNorm2d(C))
+        C_prev_prev, C_prev, C_curr = C, C, C
+        reductions = reduction_layers(layers)
+        self.aux_index = reductions[1]
+        self.cells = nn.ModuleList()
+        reduction_prev = True
+        C_aux = None
+        for i in range(layers):
+            reduction = i in reductions
+            if reduction:
+                C_curr *= 2
+            entries, concat = self.genotype.cell("reduce" if reduction else "normal")
+            cell = DartsCell(entries, concat, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
+            if i == self.aux_index:
+                C_aux = C_prev
+        self.auxiliary_head = AuxiliaryHead(C_aux, num_classes, stride=2, second_bn=False) if auxiliary else None
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = C_prev
+        self.classifier = nn.Linear(C_prev, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        s0 = self.stem0(x)
+        s1 = self.stem1(s0)
+        aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == self.aux_index and self.auxiliary_head is not None and self.training:
+                aux = self.auxiliary_head(s1)
+        out = torch.flatten(self.global_pool(s1), 1)
+        if self.drop_rate > 0:
+            out = nn.functional.dropout(out, self.drop_rate, self.training)
+        logits = self.classifier(out)
+        return (logits, aux) if aux is not None else logits
+
+
+@register_model
+def rome_darts_imagenet(pretrained: bool = False, **kwargs: Any) -> DartsImageNetNet:
+    """DARTS ImageNet mobile network from a genotype (defaults: 14 cells, 48 channels)."""
+    return DartsImageNetNet(**entrypoint_kwargs("rome_darts_imagenet", pretrained, kwargs))

@@ -1,0 +1,178 @@
+"""``rome derive``: the search's architecture parameters -> genotype.json (+ genotype.txt, cell PNGs).
+
+Input (the search stage folder): ``search.json`` (schema_version, space, algorithm, variant, ``ops``
+per cell type and edge, ``edges`` as [src, dst] state indices, ``in_degree`` = inputs each node
+keeps, ``provenance``; optional ``pairs`` = [src_a, src_b, dst] per ROME-v1 beta entry, default: the
+input pairs of each node in ``itertools.combinations`` order) and
+``arch.safetensors`` (``alpha_<cell>`` [edges x ops], ``beta_<cell>`` [edges] or [pairs] for v1).
+The rule (rome / darts / gdas / nb201) follows from what was stored: see ``rome.genotype``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
+
+from rome.artifacts import atomic_dir, check_schema_version, provenance, read_json, write_json, write_text
+from rome.errors import RomeError
+from rome.genotype import (
+    CELL_TYPES,
+    ENTRIES_PER_NODE,
+    GENOTYPE_FILE,
+    AnyGenotype,
+    CellSearchSpace,
+    cells_to_genotype,
+    cells_to_nb201,
+    derivation_rule,
+    derive_cell,
+    genotype_document,
+    genotype_to_text,
+    softmax,
+)
+from rome.paths import stage_dir
+
+SECTIONS = ["derive"]
+SEARCH_FILE = "search.json"
+ARCH_FILE = "arch.safetensors"
+SEARCH_SCHEMA_VERSION = 1
+SPACES = ("darts", "s1", "s2", "s3", "s4", "nb201")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--search-dir", type=Path, default=None, metavar="DIR",
+                        help="search folder to derive from (default: the search stage folder of the params)")
+
+
+def _per_cell(value: Any, cell: str, key: str, source: str) -> Any:
+    """``search.json`` fields may be one value for every cell type or a mapping per cell type."""
+    if isinstance(value, dict):
+        if cell not in value:
+            raise RomeError(f"{source}: {key} lacks {cell!r}: expected a value per cell type {sorted(value)}")
+        return value[cell]
+    return value
+
+
+def _cell_space(meta: dict[str, Any], cell: str, source: str) -> CellSearchSpace:
+    edges = _per_cell(meta.get("edges"), cell, "edges", source)
+    if not isinstance(edges, list) or not edges or not all(
+            isinstance(e, list) and len(e) == 2 and all(isinstance(v, int) for v in e) for e in edges):
+        raise RomeError(f"{source}: edges = {str(edges)[:80]}: expected a list of [src, dst] state indices")
+    ops = _per_cell(meta.get("ops"), cell, "ops", source)
+    if isinstance(ops, list) and ops and all(isinstance(o, str) for o in ops):
+        ops = [ops] * len(edges)  # one op list shared by every edge
+    if not isinstance(ops, list) or len(ops) != len(edges) or not all(
+            isinstance(o, list) and o and all(isinstance(n, str) for n in o) for o in ops):
+        raise RomeError(f"{source}: ops.{cell} = {str(ops)[:80]}: expected one op-name list per edge ({len(edges)} edges)")
+    return CellSearchSpace(tuple(tuple(o) for o in ops), tuple((int(s), int(d)) for s, d in edges))
+
+
+def read_search(search_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """search.json (schema-checked) and the architecture tensors as float64 arrays."""
+    meta_file, arch_file = search_dir / SEARCH_FILE, search_dir / ARCH_FILE
+    meta = read_json(meta_file, "search summary")
+    check_schema_version(meta, SEARCH_SCHEMA_VERSION, meta_file, "search summary")
+    if meta.get("space") not in SPACES:
+        raise RomeError(f"{meta_file}: space = {meta.get('space')!r}: expected one of {list(SPACES)}")
+    if not arch_file.is_file():
+        raise RomeError(f"{arch_file}: architecture parameters not found (run `rome search` first)")
+    try:
+        tensors = {k: v.astype(np.float64) for k, v in load_file(str(arch_file)).items()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise RomeError(f"{arch_file}: cannot read architecture parameters ({exc})") from None
+    return meta, tensors
+
+
+def _tensor(tensors: dict[str, np.ndarray], names: list[str], source: str, required: bool = True) -> np.ndarray | None:
+    for name in names:
+        if name in tensors:
+            return tensors[name]
+    if required:
+        raise RomeError(f"{source}: tensor {names[0]!r} missing; found {sorted(tensors)}")
+    return None
+
+
+def _beta_probabilities(beta: np.ndarray, groups: list[int]) -> list[float]:
+    """softmax of beta within each node (``groups[i]`` = node of entry i), in entry order."""
+    out = np.zeros(len(beta))
+    for g in set(groups):
+        idx = [i for i, gi in enumerate(groups) if gi == g]
+        out[idx] = softmax(beta[idx])
+    return [round(float(v), 6) for v in out]
+
+
+def derive_from_search(meta: dict[str, Any], tensors: dict[str, np.ndarray],
+                       source: str = "search") -> tuple[AnyGenotype, str, dict[str, Any]]:
+    """(genotype, rule, probabilities per cell type) from a search's summary and architecture tensors."""
+    space, algorithm, variant = meta["space"], str(meta.get("algorithm", "")), meta.get("variant", "v2")
+    arch_source = f"{source}/{ARCH_FILE}"
+    cells = ("normal",) if space == "nb201" else CELL_TYPES
+    has_beta = any(f"beta_{c}" in tensors for c in cells)
+    rule = derivation_rule(algorithm, space, has_beta)
+    derived: dict[str, list[list[tuple[str, int]]]] = {}
+    probabilities: dict[str, Any] = {}
+    for cell in cells:
+        cs = _cell_space(meta, cell, f"{source}/{SEARCH_FILE}")
+        alpha = _tensor(tensors, [f"alpha_{cell}"] + (["alpha"] if space == "nb201" else []), arch_source)
+        beta = _tensor(tensors, [f"beta_{cell}"], arch_source, required=rule == "rome")
+        nodes = cs.nodes()
+        k = _per_cell(meta.get("in_degree"), cell, "in_degree", f"{source}/{SEARCH_FILE}")
+        if k is None and rule != "nb201":
+            k = [ENTRIES_PER_NODE] * len(nodes)  # the DARTS cell keeps two inputs per node
+        pairs = None
+        if rule == "rome" and variant == "v1":
+            pairs = [tuple(p) for p in meta["pairs"]] if meta.get("pairs") else cs.pairs(k)
+            expected, what = len(pairs), "pairs of inputs (ROME-v1)"
+        else:
+            expected, what = len(cs.edges), "edges"
+        if beta is not None and beta.shape != (expected,):
+            raise RomeError(f"{arch_source}: beta_{cell} has shape {list(beta.shape)}: expected [{expected}] "
+                            f"({what}; variant = {variant!r})")
+        derived[cell] = derive_cell(cs, alpha, rule, k=k, beta=beta, pairs=pairs, where=f"{arch_source} {cell}")
+        probs: dict[str, Any] = {
+            "ops": [list(o) for o in cs.ops], "edges": [list(e) for e in cs.edges],
+            "alpha": [[round(float(p), 6) for p in softmax(alpha[e, :len(o)])] for e, o in enumerate(cs.ops)],
+            "beta": None,
+        }
+        if beta is not None and pairs is not None:
+            probs["beta_pairs"] = [list(p) for p in pairs]
+            probs["beta"] = _beta_probabilities(beta, [p[-1] for p in pairs])
+        elif beta is not None:
+            probs["beta"] = _beta_probabilities(beta, [d for _, d in cs.edges])
+        probabilities[cell] = probs
+    if space == "nb201":
+        genotype: AnyGenotype = cells_to_nb201(derived["normal"], f"{source} (derived)")
+    else:
+        genotype = cells_to_genotype(derived["normal"], derived["reduce"], f"{source} (derived)")
+    return genotype, rule, probabilities
+
+
+def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = None) -> Path:
+    search_dir = getattr(args, "search_dir", None) or stage_dir(params, "search")
+    search_dir = Path(search_dir)
+    meta, tensors = read_search(search_dir)
+    genotype, rule, probabilities = derive_from_search(meta, tensors, str(search_dir))
+    search_prov = meta.get("provenance") or {}
+    doc = genotype_document(
+        genotype, meta["space"],
+        search={"dir": str(search_dir), "algorithm": meta.get("algorithm"), "variant": meta.get("variant")},
+        rule=rule,
+        probabilities=probabilities,
+        search_provenance=search_prov,
+        provenance=provenance(params, SECTIONS, "derive", search_prov.get("data_manifest_sha256")),
+    )
+    with atomic_dir(out) as tmp:
+        write_json(tmp / GENOTYPE_FILE, doc)
+        write_text(tmp / "genotype.txt", genotype_to_text(genotype) + "\n")
+        if params["derive"]["plot"]:
+            from rome.plots import plot_genotype  # matplotlib only when pictures are wanted
+
+            plot_genotype(genotype, tmp, f"{meta['space']}/{meta.get('algorithm')}")
+    print(f"derive: {rule} rule: {genotype_to_text(genotype)}; parameter-free ops {doc['n_param_free']}",
+          file=sys.stderr)
+    return out
