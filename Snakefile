@@ -14,10 +14,11 @@ include: "workflow/rules/common.smk"
 
 rule all:
     input:
-        "reports/summary.csv",
-        "reports/runs.csv",
-        "reports/metrics.json",
+        f"{REPORTS}/summary.csv",
+        f"{REPORTS}/runs.csv",
+        f"{REPORTS}/metrics.json",
     default_target: True
+
 
 
 include: "workflow/rules/prepare.smk"

@@ -3,12 +3,14 @@ rule aggregate:
         all_runs("evaluate"),
         all_runs("derive"),
     output:
-        "reports/summary.csv",
-        "reports/runs.csv",
-        "reports/metrics.json",
+        f"{REPORTS}/summary.csv",
+        f"{REPORTS}/runs.csv",
+        f"{REPORTS}/metrics.json",
+    params:
+        flags=PARAMS_FLAG,
     log:
         "logs/aggregate.log",
     conda:
         "../envs/rome.yaml"
     shell:
-        "rome aggregate 2> {log}"
+        "rome aggregate {params.flags}2> {log}"

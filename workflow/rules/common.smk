@@ -3,12 +3,18 @@
 from snakemake.utils import validate
 
 from rome.config import resolve, schema_path
+from rome.paths import stage_dir
+
+# `snakemake --configfile other.yaml` runs another params file: the rules pass it on to rome.
+PARAMS_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "params.yaml"
+PARAMS_FLAG = "" if PARAMS_FILE == "params.yaml" else f"--params {PARAMS_FILE} "
 
 validate(config, str(schema_path()))
-PARAMS = resolve(config, source="params.yaml")
+PARAMS = resolve(config, source=PARAMS_FILE)
 SWEEP = PARAMS["sweep"]
 RESULTS = PARAMS["results_dir"]
 RUN = f"{RESULTS}/{{dataset}}/{{space}}/{{algorithm}}/seed{{seed}}"
+REPORTS = str(stage_dir(PARAMS, "aggregate"))
 
 
 wildcard_constraints:
@@ -20,7 +26,7 @@ wildcard_constraints:
 
 def run_flags(wildcards):
     """The --set flags that select one run of the sweep."""
-    return (
+    return PARAMS_FLAG + (
         f"--set data.dataset={wildcards.dataset} --set search.space={wildcards.space} "
         f"--set search.algorithm={wildcards.algorithm} --set seed={wildcards.seed}"
     )
