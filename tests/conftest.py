@@ -8,12 +8,17 @@ from pathlib import Path
 
 os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("WANDB_SILENT", "true")
+# tiny tensors: one thread is faster than two fighting (and subprocesses inherit it)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from rome.config import resolve
+
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

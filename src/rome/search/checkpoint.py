@@ -1,0 +1,60 @@
+"""Search checkpoints: atomic save, one-line errors for corrupt files and checkpoints of another config.
+
+The fingerprint is everything that shapes the trajectory (the whole ``search`` section except
+``workers``, the seed, the dataset and its manifest hash): a checkpoint whose fingerprint differs
+is refused and left untouched, never silently overwritten or resumed.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rome.artifacts import write_bytes
+from rome.errors import RomeError
+
+CHECKPOINT_SCHEMA_VERSION = 1
+CHECKPOINT_FILE = "last.pt"
+NOT_FINGERPRINTED = ("workers",)
+
+
+def fingerprint(params: dict[str, Any], data_manifest_sha256: str | None) -> dict[str, Any]:
+    """The config a checkpoint belongs to, as flat ``key -> value`` pairs named like params keys."""
+    fp: dict[str, Any] = {f"search.{k}": v for k, v in sorted(params["search"].items()) if k not in NOT_FINGERPRINTED}
+    fp["seed"] = params["seed"]
+    fp["data.dataset"] = params["data"]["dataset"]
+    fp["dataset manifest sha256"] = data_manifest_sha256
+    return fp
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
+    """Serialise in memory, then write atomically: a kill leaves the previous checkpoint intact."""
+    buf = io.BytesIO()
+    torch.save({"schema_version": CHECKPOINT_SCHEMA_VERSION, **state}, buf)
+    return write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path, expected: dict[str, Any], map_location: torch.device | str = "cpu") -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if it exists and matches ``expected``; ``None`` when there is none."""
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a run killed while saving
+        stale.unlink(missing_ok=True)
+    if not path.is_file():
+        return None
+    hint = "delete the checkpoint folder or restore the params"
+    try:
+        # our own file, holding RNG states (python/numpy objects): weights_only cannot load those
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        raise RomeError(f"{path}: corrupt checkpoint ({type(exc).__name__}); delete it to restart the search") from None
+    if not isinstance(state, dict) or "fingerprint" not in state:
+        raise RomeError(f"{path}: not a rome search checkpoint; delete it to restart the search")
+    if state.get("schema_version", 0) > CHECKPOINT_SCHEMA_VERSION:
+        raise RomeError(f"{path}: schema_version = {state.get('schema_version')}: expected <= {CHECKPOINT_SCHEMA_VERSION}; written by a newer rome")
+    found = state["fingerprint"]
+    for key in sorted(set(expected) | set(found)):
+        if found.get(key) != expected.get(key):
+            raise RomeError(f"{path}: checkpoint was made with {key}={found.get(key)!r}, params say {expected.get(key)!r}; {hint}")
+    return state

@@ -1,0 +1,357 @@
+"""Algorithm 1 of ROME: per iteration an architecture step (K samples, gradients averaged, Adam), then
+a weight step (K fresh samples, gradients summed, clipped, SGD); a checkpoint after every epoch.
+
+The same loop runs every algorithm: what differs (K, the sampled paths, whether alpha/beta learn)
+comes from ``SearchAlgorithm``. Only first-order gradients (no unrolled hypergradient).
+
+Where the paper is silent (choices of this project):
+  * tau: linear tau_max -> tau_min over the epochs, one value per epoch, shared by edges and ops (GDAS);
+  * weights: SGD + cosine annealing w_lr -> w_lr_min over the epochs, stepped once per epoch (DARTS);
+  * gradients are set to ``None`` before each step, so an op that none of the K samples executed
+    gets neither momentum nor weight decay in that step: only what was sampled is trained;
+  * the K passes of a step run one after the other and accumulate, so peak memory is one sub-network;
+  * per-epoch validation: the current argmax sub-network (the mixed supernet for darts), BatchNorm in
+    eval mode, on search_val (capped at steps_per_epoch batches when that is set);
+  * on the CPU ``search.amp`` is ignored (bf16 autocast is for GPUs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from rome.errors import RomeError
+from rome.reproducibility import rng_state, set_rng_state
+from rome.search.algorithms import ArchSample, SearchAlgorithm, build_algorithm
+from rome.search.batches import EndlessBatches, sequential_batches
+from rome.search.checkpoint import CHECKPOINT_FILE, fingerprint, load_checkpoint, save_checkpoint
+from rome.search.sampling import linear_tau
+from rome.search.supernet import CellPath, build_supernet
+from rome.spaces import SearchSpace, get_space
+from rome.spaces.ops import PARAMETER_FREE_OPS
+
+# offsets of the seeds of the run's private generators (any fixed distinct values do)
+ARCH_INIT_SEED, SAMPLE_SEED, TRAIN_ORDER_SEED, VAL_ORDER_SEED = 1, 2, 3, 4
+
+
+@dataclass
+class SearchData:
+    """The two search splits as uint8 tensors plus what the network needs to know about them."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_classes: int
+    manifest_sha256: str | None = None
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_images.shape[1])
+
+    @property
+    def resolution(self) -> int:
+        return int(self.train_images.shape[-1])
+
+    @classmethod
+    def from_prepared(cls, prepared: Any) -> SearchData:
+        """Weight batches from ``search_train``, architecture batches from ``search_val``."""
+        tx, ty = prepared.split("search_train")
+        vx, vy = prepared.split("search_val")
+        return cls(tx, ty, vx, vy, tuple(prepared.mean), tuple(prepared.std), prepared.num_classes, prepared.manifest_sha256)
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked; a no-op otherwise."""
+    if amp == "bf16" and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# ----------------------------------------------------------------------------- one iteration
+
+
+def arch_gradients(model: nn.Module, algorithm: SearchAlgorithm, x: torch.Tensor, y: torch.Tensor,
+                   samples: Sequence[ArchSample | None], tau: float, amp: str = "none") -> float:
+    """Set ``.grad`` of alpha/beta to the MEAN over the samples of their gradients on one batch.
+
+    Only the architecture gradients are computed (``autograd.grad``): weight gradients of this pass
+    are never needed. Returns the mean loss.
+    """
+    params = list(algorithm.arch.parameters())
+    total: list[torch.Tensor | None] = [None] * len(params)
+    loss_sum = 0.0
+    for sample in samples:
+        with autocast(x.device, amp):
+            loss = F.cross_entropy(model(x, algorithm.paths(sample, tau)), y)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for i, g in enumerate(grads):
+            if g is not None:
+                total[i] = g.clone() if total[i] is None else total[i] + g
+        loss_sum += float(loss.detach())
+    for p, g in zip(params, total):
+        p.grad = None if g is None else g / len(samples)
+    return loss_sum / len(samples)
+
+
+def weight_gradients(model: nn.Module, algorithm: SearchAlgorithm, x: torch.Tensor, y: torch.Tensor,
+                     samples: Sequence[ArchSample | None], tau: float, amp: str = "none") -> tuple[float, float]:
+    """Accumulate into the weights' ``.grad`` the SUM over the samples of their gradients on one batch.
+
+    The sampled paths are built without a graph to alpha/beta (same forward values). Returns the
+    mean loss and the mean accuracy over the samples.
+    """
+    loss_sum, correct = 0.0, 0.0
+    for sample in samples:
+        with torch.no_grad():
+            paths = algorithm.paths(sample, tau)
+        with autocast(x.device, amp):
+            logits = model(x, paths)
+            loss = F.cross_entropy(logits, y)
+        loss.backward()
+        loss_sum += float(loss.detach())
+        correct += float((logits.detach().argmax(1) == y).float().mean())
+    return loss_sum / len(samples), correct / len(samples)
+
+
+@dataclass
+class SearchState:
+    """Everything a search consists of; ``state_dict`` is the checkpoint."""
+
+    params: dict[str, Any]
+    space: SearchSpace
+    algorithm: SearchAlgorithm
+    model: nn.Module
+    w_opt: torch.optim.SGD
+    a_opt: torch.optim.Adam | None
+    scheduler: torch.optim.lr_scheduler.CosineAnnealingLR
+    sample_gen: torch.Generator
+    train_batches: EndlessBatches
+    val_batches: EndlessBatches
+    data: SearchData
+    device: torch.device
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def search(self) -> dict[str, Any]:
+        return self.params["search"]
+
+    def draw(self) -> list[ArchSample | None]:
+        return [self.algorithm.draw(self.sample_gen) for _ in range(self.algorithm.k_samples)]
+
+    def iteration(self, tau: float) -> dict[str, float]:
+        """One iteration of Algorithm 1 on the next architecture batch and the next weight batch."""
+        s, amp = self.search, self.search["amp"]
+        out: dict[str, float] = {}
+        if self.algorithm.learns_arch:
+            assert self.a_opt is not None
+            xa, ya = next(self.val_batches)
+            self.a_opt.zero_grad(set_to_none=True)
+            out["arch_loss"] = arch_gradients(self.model, self.algorithm, xa, ya, self.draw(), tau, amp)
+            self.a_opt.step()
+        xw, yw = next(self.train_batches)
+        self.w_opt.zero_grad(set_to_none=True)
+        out["train_loss"], out["train_acc"] = weight_gradients(self.model, self.algorithm, xw, yw, self.draw(), tau, amp)
+        nn.utils.clip_grad_norm_(self.model.parameters(), s["grad_clip"])
+        self.w_opt.step()
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "arch": self.algorithm.arch.state_dict(),
+            "w_opt": self.w_opt.state_dict(),
+            "a_opt": self.a_opt.state_dict() if self.a_opt is not None else None,
+            "scheduler": self.scheduler.state_dict(),
+            "sample_gen": self.sample_gen.get_state(),
+            "train_batches": self.train_batches.state_dict(),
+            "val_batches": self.val_batches.state_dict(),
+            "rng": rng_state(),
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        self.model.load_state_dict(state["model"])
+        self.algorithm.arch.load_state_dict(state["arch"])
+        self.w_opt.load_state_dict(state["w_opt"])
+        if self.a_opt is not None:
+            self.a_opt.load_state_dict(state["a_opt"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sample_gen.set_state(state["sample_gen"])
+        self.train_batches.load_state_dict(state["train_batches"])
+        self.val_batches.load_state_dict(state["val_batches"])
+        set_rng_state(state["rng"])
+        self.history = list(state["history"])
+
+
+def build_state(params: dict[str, Any], data: SearchData, device: torch.device | str = "cpu") -> SearchState:
+    """A fresh search (call ``rome.reproducibility.seed_everything`` first for reproducible weights)."""
+    s, seed = params["search"], int(params["seed"])
+    device = torch.device(device)
+    space = get_space(s["space"], s["nodes"])
+    if s["batch_size"] > min(len(data.train_labels), len(data.val_labels)):
+        raise RomeError(f"search.batch_size = {s['batch_size']}: larger than the search splits "
+                        f"({len(data.train_labels)} / {len(data.val_labels)} images); lower it or enlarge data.subset")
+    algorithm = build_algorithm(s, space, torch.Generator().manual_seed(seed * 10 + ARCH_INIT_SEED))
+    algorithm.arch.to(device)
+    model = build_supernet(space, s["init_channels"], data.num_classes, s["layers"], data.in_channels).to(device)
+    if s["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    w_opt = torch.optim.SGD(model.parameters(), lr=s["w_lr"], momentum=s["w_momentum"], weight_decay=s["w_weight_decay"])
+    a_opt = (torch.optim.Adam(algorithm.arch.parameters(), lr=s["a_lr"], betas=(s["a_beta1"], s["a_beta2"]),
+                              weight_decay=s["a_weight_decay"]) if algorithm.learns_arch else None)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=s["epochs"], eta_min=s["w_lr_min"])
+
+    def batches(images: torch.Tensor, labels: torch.Tensor, offset: int) -> EndlessBatches:
+        return EndlessBatches(images, labels, s["batch_size"], data.mean, data.std,
+                              torch.Generator().manual_seed(seed * 10 + offset), device, s["channels_last"])
+
+    return SearchState(params, space, algorithm, model, w_opt, a_opt, scheduler,
+                       torch.Generator().manual_seed(seed * 10 + SAMPLE_SEED),
+                       batches(data.train_images, data.train_labels, TRAIN_ORDER_SEED),
+                       batches(data.val_images, data.val_labels, VAL_ORDER_SEED), data, device)
+
+
+# ----------------------------------------------------------------------------- evaluation and statistics
+
+
+@torch.no_grad()
+def evaluate(state: SearchState, paths: dict[str, CellPath], max_batches: int | None) -> tuple[float, float]:
+    """(mean loss, accuracy) of the network ``paths`` on search_val, BatchNorm in eval mode."""
+    model = state.model
+    model.eval()
+    loss_sum, correct, n = 0.0, 0, 0
+    tv = state.val_batches
+    for x, y in sequential_batches(tv.images, tv.labels, state.search["batch_size"], tv.mean, tv.std, max_batches,
+                                   state.search["channels_last"]):
+        with autocast(state.device, state.search["amp"]):
+            logits = model(x, paths)
+        loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+        n += len(y)
+    model.train()
+    return loss_sum / max(n, 1), correct / max(n, 1)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: max allocated since the last reset; CPU: the process's peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def n_param_free(genotype: dict[str, list[tuple[str, int]]], cell_type: str = "normal") -> int:
+    return sum(op in PARAMETER_FREE_OPS for op, _ in genotype.get(cell_type, []))
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class SearchResult:
+    state: SearchState
+    complete: bool
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.state.history
+
+
+def steps_per_epoch(state: SearchState) -> int:
+    """``search.steps_per_epoch``, or one pass over search_train when null."""
+    n = state.search["steps_per_epoch"]
+    return int(n) if n is not None else state.train_batches.batches_per_pass
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_search(params: dict[str, Any], data: SearchData, checkpoint_dir: Path | None, device: torch.device | str = "cpu",
+               *, max_epochs_this_run: int | None = None, progress: bool = True,
+               log: Callable[[str], None] = _log,
+               on_epoch: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+    """Run (or continue from ``checkpoint_dir/last.pt``) the search; checkpoint after every epoch.
+
+    ``max_epochs_this_run`` stops early (a later call continues): the in-process stand-in for a kill.
+    ``on_epoch`` receives each finished epoch's history row (experiment tracking hooks in here).
+    """
+    state = build_state(params, data, device)
+    s = state.search
+    fp = fingerprint(params, data.manifest_sha256)
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
+    if ckpt_path is not None:
+        # on the CPU: RNG and generator states must stay CPU tensors; load_state_dict moves the rest
+        saved = load_checkpoint(ckpt_path, fp, map_location="cpu")
+        if saved is not None:
+            state.load_state_dict(saved)
+            log(f"search: resuming {ckpt_path} after epoch {state.epoch}/{s['epochs']}")
+    if state.algorithm.k_samples != s["k_samples"]:
+        log(f"search: {s['algorithm']} uses K = {state.algorithm.k_samples} (search.k_samples = {s['k_samples']} ignored)")
+    steps = steps_per_epoch(state)
+    val_batches = s["steps_per_epoch"]  # null: the whole search_val split
+    run_epochs = 0
+    while state.epoch < s["epochs"]:
+        if max_epochs_this_run is not None and run_epochs >= max_epochs_this_run:
+            return SearchResult(state, complete=False)
+        epoch = state.epoch
+        t0 = time.perf_counter()
+        if state.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(state.device)
+        tau = linear_tau(epoch, s["epochs"], s["tau_max"], s["tau_min"])
+        lr = state.w_opt.param_groups[0]["lr"]
+        sums: dict[str, float] = {}
+        bar = tqdm(range(steps), desc=f"search {epoch + 1}/{s['epochs']}", file=sys.stderr, leave=False,
+                   disable=not progress, dynamic_ncols=True)
+        for _ in bar:
+            out = state.iteration(tau)
+            for key, value in out.items():
+                sums[key] = sums.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{out['train_loss']:.3f}", refresh=False)
+        bar.close()
+        state.scheduler.step()
+        val_loss, val_acc = evaluate(state, state.algorithm.eval_paths(), val_batches)
+        geno = state.algorithm.genotype()
+        probs = state.algorithm.probabilities()
+        row = {
+            "epoch": epoch + 1, "tau": tau, "lr": lr,
+            "train_loss": sums["train_loss"] / steps, "train_acc": sums["train_acc"] / steps,
+            "arch_loss": sums["arch_loss"] / steps if "arch_loss" in sums else None,
+            "val_loss": val_loss, "val_acc": val_acc,
+            "alpha": probs["alpha"], "beta": probs["beta"],
+            "genotype": {ct: [list(e) for e in entries] for ct, entries in geno.items()},
+            "n_param_free_normal": n_param_free(geno),
+            "peak_memory_mb": round(peak_memory_mb(state.device), 1),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss")):
+            raise RomeError(f"search epoch {epoch + 1}: loss is not finite (train {row['train_loss']}, val {row['val_loss']}); "
+                            "lower search.w_lr or check the data")
+        state.history.append(row)
+        state.epoch = epoch + 1
+        if ckpt_path is not None:
+            save_checkpoint(ckpt_path, {"fingerprint": fp, "tau": tau, **state.state_dict()})
+        run_epochs += 1
+        if on_epoch is not None:
+            on_epoch(row)
+        log(f"search epoch {epoch + 1}/{s['epochs']}: tau {tau:.3f} lr {lr:.4g} train loss {row['train_loss']:.4f} "
+            f"acc {row['train_acc']:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f} | param-free normal "
+            f"{row['n_param_free_normal']} | peak {row['peak_memory_mb']:.0f} MB | {row['seconds']:.1f}s")
+    return SearchResult(state, complete=True)

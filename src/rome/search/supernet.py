@@ -1,0 +1,170 @@
+"""Supernets that execute exactly the ops a ``CellPath`` lists, and nothing else.
+
+A path is a list of (edge, op index) pairs with one weight each. A ROME sample of a DARTS cell lists
+8 pairs (2 edges per node, 1 op each), a GDAS sample 14 (one op on every edge), the DARTS mixed op
+all 14 x n_ops: the memory and time of a forward follow from the path alone, and the op modules
+that are not listed are never called (tests count calls with forward hooks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from rome.spaces import SearchSpace
+from rome.spaces.ops import NB201_OPS, FactorizedReduce, ReLUConvBN, ResNetBasicBlock, make_search_op
+
+
+@dataclass
+class CellPath:
+    """What one cell type executes in one forward: (edge, op index) pairs in edge order and their weights.
+
+    ``weights`` holds one (possibly differentiable) scalar per pair; ``None`` means all 1 (no multiply),
+    used for the discrete argmax network.
+    """
+
+    pairs: list[tuple[int, int]]
+    weights: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and self.weights.shape != (len(self.pairs),):
+            raise ValueError(f"{len(self.pairs)} pairs but weights of shape {tuple(self.weights.shape)}")
+
+
+Paths = Mapping[str, CellPath]
+
+
+def _run_edges(space: SearchSpace, edge_ops: nn.ModuleList, states: list[torch.Tensor], path: CellPath) -> list[torch.Tensor]:
+    """Append one state per destination node: the (weighted) sum of the listed ops of its incoming edges.
+
+    ``states`` starts with the cell inputs, so a source index (DARTS input index / NB201 node) indexes it
+    directly. Destinations are visited in increasing order: an edge only reads earlier states.
+    """
+    by_dst: dict[int, list[int]] = {}
+    for i, (edge, _) in enumerate(path.pairs):
+        by_dst.setdefault(space.edges[edge][1], []).append(i)
+    for dst in space.dst_nodes:
+        if dst not in by_dst:
+            raise ValueError(f"path leaves node {dst} without any input")
+        total: torch.Tensor | None = None
+        for i in by_dst[dst]:
+            edge, op = path.pairs[i]
+            src = space.edges[edge][0]
+            out = edge_ops[edge][op](states[src])
+            if path.weights is not None:
+                out = out * path.weights[i].to(out.dtype)
+            total = out if total is None else total + out
+        assert total is not None
+        states.append(total)
+    return states
+
+
+def _edge_op_modules(space: SearchSpace, cell_type: str, build) -> nn.ModuleList:
+    return nn.ModuleList(nn.ModuleList(build(edge, name) for name in space.ops(cell_type, edge))
+                         for edge in range(space.n_edges))
+
+
+class DartsSearchCell(nn.Module):
+    """A DARTS cell whose candidate ops are indexed per edge (R-DARTS S1 differs per edge)."""
+
+    def __init__(self, space: SearchSpace, cell_type: str, C_pp: int, C_p: int, C: int, reduction_prev: bool) -> None:
+        super().__init__()
+        self.space, self.cell_type = space, cell_type
+        self.reduction = cell_type == "reduce"
+        self.preprocess0 = FactorizedReduce(C_pp, C, affine=False) if reduction_prev else ReLUConvBN(C_pp, C, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
+
+        def build(edge: int, name: str) -> nn.Module:
+            stride = 2 if self.reduction and space.edges[edge][0] < 2 else 1
+            return make_search_op(name, C, stride)
+
+        self.edge_ops = _edge_op_modules(space, cell_type, build)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, path: CellPath) -> torch.Tensor:
+        states = _run_edges(self.space, self.edge_ops, [self.preprocess0(s0), self.preprocess1(s1)], path)
+        return torch.cat(states[2:], dim=1)
+
+
+class DartsSupernet(nn.Module):
+    """DARTS search network: stem, ``layers`` cells (reductions at 1/3 and 2/3 depth), pool, linear."""
+
+    def __init__(self, space: SearchSpace, C: int, num_classes: int, layers: int, in_channels: int = 3,
+                 stem_multiplier: int = 3) -> None:
+        super().__init__()
+        self.space = space
+        C_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        C_pp, C_p, C_curr = C_curr, C_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                C_curr *= 2
+            cell = DartsSearchCell(space, "reduce" if reduction else "normal", C_pp, C_p, C_curr, reduction_prev)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            C_pp, C_p = C_p, space.nodes * C_curr
+        self.classifier = nn.Linear(C_p, num_classes)
+
+    def forward(self, x: torch.Tensor, paths: Paths) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, paths[cell.cell_type])
+        return self.classifier(s1.mean(dim=(2, 3)))  # global average pool (deterministic backward on CUDA)
+
+
+class NB201SearchCell(nn.Module):
+    """NAS-Bench-201 cell: node i sums the listed ops of edges j -> i; output is the last node."""
+
+    def __init__(self, space: SearchSpace, C: int) -> None:
+        super().__init__()
+        self.space, self.cell_type = space, "normal"
+        self.edge_ops = _edge_op_modules(space, "normal", lambda edge, name: NB201_OPS[name](C, C, 1, False))
+
+    def forward(self, x: torch.Tensor, path: CellPath) -> torch.Tensor:
+        return _run_edges(self.space, self.edge_ops, [x], path)[-1]
+
+
+class NB201Supernet(nn.Module):
+    """NB201 macro network: stem, 3 stages of ``cells_per_stage`` cells (C, 2C, 4C) joined by ResNet blocks.
+
+    Stem and ResNet blocks keep affine BatchNorm, cell ops use affine=False (as GDAS's NB201 search).
+    """
+
+    def __init__(self, space: SearchSpace, C: int, num_classes: int, cells_per_stage: int, in_channels: int = 3) -> None:
+        super().__init__()
+        self.space = space
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        blocks: list[nn.Module] = []
+        C_prev = C
+        for stage, mult in enumerate((1, 2, 4)):
+            C_curr = C * mult
+            if stage > 0:
+                blocks.append(ResNetBasicBlock(C_prev, C_curr, 2, affine=True))
+            blocks += [NB201SearchCell(space, C_curr) for _ in range(cells_per_stage)]
+            C_prev = C_curr
+        self.cells = nn.ModuleList(blocks)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=True))
+        self.classifier = nn.Linear(C_prev, num_classes)
+
+    def forward(self, x: torch.Tensor, paths: Paths) -> torch.Tensor:
+        h = self.stem(x)
+        for block in self.cells:
+            h = block(h, paths["normal"]) if isinstance(block, NB201SearchCell) else block(h)
+        return self.classifier(self.lastact(h).mean(dim=(2, 3)))
+
+
+def build_supernet(space: SearchSpace, init_channels: int, num_classes: int, layers: int, in_channels: int) -> nn.Module:
+    """``layers`` = number of cells for DARTS spaces, cells per stage (NB201's N) for nb201."""
+    if space.kind == "nb201":
+        return NB201Supernet(space, init_channels, num_classes, layers, in_channels)
+    return DartsSupernet(space, init_channels, num_classes, layers, in_channels)
+
+
+def cell_modules(model: nn.Module) -> list[nn.Module]:
+    """The search cells of a supernet (for op-call counting and inspection)."""
+    return [m for m in model.modules() if isinstance(m, (DartsSearchCell, NB201SearchCell))]
