@@ -19,6 +19,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
+from rome import tracking
 from rome.artifacts import atomic_dir, check_schema_version, provenance, read_json, write_json, write_text
 from rome.errors import RomeError
 from rome.genotype import (
@@ -158,21 +159,25 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     meta, tensors = read_search(search_dir)
     genotype, rule, probabilities = derive_from_search(meta, tensors, str(search_dir))
     search_prov = meta.get("provenance") or {}
-    doc = genotype_document(
-        genotype, meta["space"],
-        search={"dir": str(search_dir), "algorithm": meta.get("algorithm"), "variant": meta.get("variant")},
-        rule=rule,
-        probabilities=probabilities,
-        search_provenance=search_prov,
-        provenance=provenance(params, SECTIONS, "derive", search_prov.get("data_manifest_sha256")),
-    )
-    with atomic_dir(out) as tmp:
-        write_json(tmp / GENOTYPE_FILE, doc)
-        write_text(tmp / "genotype.txt", genotype_to_text(genotype) + "\n")
-        if params["derive"]["plot"]:
-            from rome.plots import plot_genotype  # matplotlib only when pictures are wanted
+    with tracking.start(params, "derive", SECTIONS, search_prov) as tracker:
+        doc = genotype_document(
+            genotype, meta["space"],
+            search={"dir": str(search_dir), "algorithm": meta.get("algorithm"), "variant": meta.get("variant")},
+            rule=rule,
+            probabilities=probabilities,
+            search_provenance=search_prov,
+            provenance=provenance(params, SECTIONS, "derive", search_prov.get("data_manifest_sha256")),
+        )
+        with atomic_dir(out) as tmp:
+            write_json(tmp / GENOTYPE_FILE, doc)
+            write_text(tmp / "genotype.txt", genotype_to_text(genotype) + "\n")
+            if params["derive"]["plot"]:
+                from rome.plots import plot_genotype  # matplotlib only when pictures are wanted
 
-            plot_genotype(genotype, tmp, f"{meta['space']}/{meta.get('algorithm')}")
+                plot_genotype(genotype, tmp, f"{meta['space']}/{meta.get('algorithm')}")
+        tracker.summary({f"n_param_free_{cell}": n for cell, n in doc["n_param_free"].items()})
+        tracker.log_images("cells", sorted(out.glob("*.png")))
+        tracker.log_artifact(out, f"genotype-{tracking.experiment_group(params)}-seed{params['seed']}", "genotype")
     print(f"derive: {rule} rule: {genotype_to_text(genotype)}; parameter-free ops {doc['n_param_free']}",
           file=sys.stderr)
     return out
