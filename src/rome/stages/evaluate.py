@@ -1,0 +1,134 @@
+"""``rome evaluate``: test top-1/top-5, params (M), multiply-adds (M), latency, NAS-Bench-201 lookup.
+
+Reads the train stage's ``model.json`` + ``model.safetensors`` and the prepared ``test`` split.
+Writes ``metrics.json`` (flat numbers for DVC: top1, top5, params_m, flops_m, latency_ms and, for
+an NB201 cell with evaluate.benchmark_table set, nb201_<dataset>_valid / _test / nb201_index) and
+``evaluate.json`` (the same plus how each number was measured, provenance and environment).
+
+"FLOPs (M)" are multiply-adds of one image (torch FlopCounterMode's count / 2), the convention of
+NAS papers. Latency: median ms of ``evaluate.latency_batches`` forwards of one batch of
+``evaluate.batch_size`` test images on the current device, after 2 warm-up forwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rome import tracking
+from rome.artifacts import atomic_dir, check_schema_version, provenance, read_json, sha256_file, write_json
+from rome.data.prepared import load_prepared
+from rome.errors import RomeError
+from rome.paths import stage_dir
+from rome.reproducibility import environment, resolve_device, seed_everything, set_deterministic
+from rome.stages.train import MODEL_FILE, MODEL_JSON, MODEL_SCHEMA_VERSION
+from rome.training import network
+from rome.training.checkpoint import load_weights
+from rome.training.flops import multiply_adds_m, params_m
+from rome.training.latency import batch_latency_ms
+from rome.training.loop import StepSettings, validate
+from rome.training.nb201_table import lookup
+
+SECTIONS = ["evaluate"]
+EVALUATE_SCHEMA_VERSION = 1
+LATENCY_WARMUP = 2
+MODEL_FIELDS = ("network", "kwargs", "num_classes", "in_chans", "resolution", "mean", "std")
+
+
+def read_model_doc(train_dir: Path) -> dict[str, Any]:
+    file = train_dir / MODEL_JSON
+    doc = read_json(file, "model description")
+    check_schema_version(doc, MODEL_SCHEMA_VERSION, file, "model description")
+    missing = [f for f in MODEL_FIELDS if f not in doc]
+    if missing:
+        raise RomeError(f"{file}: missing field(s) {missing}; expected a model.json written by `rome train`")
+    return doc
+
+
+def check_data_fits(doc: dict[str, Any], data: Any, file: Path) -> None:
+    """The test split must be the kind of data the network was trained on."""
+    have = {"num_classes": data.num_classes, "in_chans": data.in_channels, "resolution": data.resolution}
+    for key, value in have.items():
+        if doc[key] != value:
+            raise RomeError(f"{file}: {key} = {doc[key]} but the prepared data ({data.path}) has {value}; "
+                            f"expected the dataset the model was trained on (rerun `rome train`)")
+
+
+def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = None) -> Path:
+    t0 = time.perf_counter()
+    e = params["evaluate"]
+    device = resolve_device(params["device"])
+    set_deterministic(params["deterministic"])
+    seed_everything(params["seed"])
+    train_dir = stage_dir(params, "train")
+    doc = read_model_doc(train_dir)
+    model = network.build(doc["network"], doc["kwargs"])
+    load_weights(model, train_dir / MODEL_FILE)
+    model = model.to(device).eval()
+    data = load_prepared(stage_dir(params, "prepare"))
+    check_data_fits(doc, data, train_dir / MODEL_JSON)
+    trained_on = (doc.get("provenance") or {}).get("data_manifest_sha256")
+    if trained_on and trained_on != data.manifest_sha256:
+        print(f"evaluate: warning: {data.path} was re-prepared since training (manifest sha256 differs)",
+              file=sys.stderr)
+
+    images, labels = data.split("test")
+    settings = StepSettings(device=device)
+    acc = validate(model, images, labels, doc["mean"], doc["std"], doc["num_classes"], settings,
+                   batch_size=e["batch_size"], desc="evaluate")
+    mean = torch.tensor(doc["mean"], device=device).view(1, -1, 1, 1)
+    std = torch.tensor(doc["std"], device=device).view(1, -1, 1, 1)
+    batch = (images[: e["batch_size"]].to(device).float() / 255.0 - mean) / std
+    metrics: dict[str, Any] = {
+        "top1": acc["top1"],
+        "top5": acc["top5"],
+        "params_m": params_m(model),
+        "flops_m": multiply_adds_m(model, doc["in_chans"], doc["resolution"]),
+        "latency_ms": batch_latency_ms(model, batch, e["latency_batches"], warmup=LATENCY_WARMUP),
+    }
+    benchmark: dict[str, Any] | None = None
+    if e["benchmark_table"]:
+        arch = doc.get("nb201_arch")
+        if arch:
+            found = lookup(e["benchmark_table"], arch, e["benchmark_dataset"])
+            metrics.update(found)
+            benchmark = {"table": e["benchmark_table"], "table_sha256": sha256_file(e["benchmark_table"]),
+                         "dataset": e["benchmark_dataset"], "arch": arch, **found}
+        else:
+            print(f"evaluate: {doc['network']} is not a NAS-Bench-201 cell; evaluate.benchmark_table ignored",
+                  file=sys.stderr)
+
+    report = {
+        "schema_version": EVALUATE_SCHEMA_VERSION,
+        "metrics": metrics,
+        "test_loss": acc["loss"],
+        "test_images": int(len(labels)),
+        "topk": [1, min(5, doc["num_classes"])],
+        "model": {"network": doc["network"], "weights": doc.get("weights"),
+                  "genotype_file": doc.get("genotype_file"), "nb201_arch": doc.get("nb201_arch"),
+                  "model_sha256": sha256_file(train_dir / MODEL_FILE),
+                  "train_params_hash": (doc.get("provenance") or {}).get("params_hash")},
+        "flops": {"unit": "million multiply-adds per image (torch FlopCounterMode flops / 2)",
+                  "input": [1, doc["in_chans"], doc["resolution"], doc["resolution"]]},
+        "latency": {"unit": "ms per batch, median", "batch_size": int(batch.shape[0]),
+                    "repeats": e["latency_batches"], "warmup": LATENCY_WARMUP, "device": str(device)},
+        "benchmark": benchmark,
+        "environment": environment(),
+    }
+    prov = provenance(params, SECTIONS, "evaluate", data.manifest_sha256)
+    with tracking.start(params, "evaluate", SECTIONS, prov) as tracker:
+        report["provenance"] = provenance(params, SECTIONS, "evaluate", data.manifest_sha256)  # with the run id
+        with atomic_dir(out) as tmp:
+            write_json(tmp / "metrics.json", metrics)
+            write_json(tmp / "evaluate.json", report)
+        tracker.summary(metrics)
+    extra = "".join(f" {k} {v:.2f}" for k, v in metrics.items() if k.startswith("nb201_") and k != "nb201_index")
+    print(f"evaluate: top1 {metrics['top1']:.2f} top5 {metrics['top5']:.2f} params {metrics['params_m']:.3f}M "
+          f"flops {metrics['flops_m']:.2f}M latency {metrics['latency_ms']:.1f}ms{extra} "
+          f"in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return out

@@ -1,0 +1,254 @@
+"""``rome train``: retrain a genotype from scratch (DARTS protocol) with timm's training utilities.
+
+Composition: ``timm.create_model`` (the rome_* networks), ``create_optimizer_v2`` (SGD momentum),
+``create_scheduler_v2`` (cosine), ``ModelEmaV3`` (optional), ``CheckpointSaver`` (last + best,
+resume), ``AverageMeter`` / ``accuracy`` / ``update_summary``, timm ``RandomErasing`` as cutout,
+``Mixup`` + ``SoftTargetCrossEntropy`` or ``LabelSmoothingCrossEntropy`` (optional).
+DARTS additions: auxiliary loss, linear drop-path ramp ``p = drop_path * epoch / epochs``, grad clip.
+
+Choices where the paper is silent (each tested in tests/test_train.py):
+  * the learning rate follows the cosine per optimizer step, not per epoch (smooth for the few
+    epochs of CPU runs; the same curve for 600 epochs); a warm-up (train.warmup_epochs, the
+    ImageNet protocol's 5) starts linearly from lr / 100;
+  * weight decay applies to every parameter, BN and biases included, as DARTS' train.py does
+    (timm's default would exempt them), and SGD is plain momentum (timm's ``sgd`` is Nesterov);
+  * every RNG is reseeded from (seed, epoch) at the start of each epoch, so a run killed and
+    resumed from its last checkpoint gives bit-identical weights to an uninterrupted run (on CPU);
+  * per-epoch validation is on the prepared ``test`` split, as DARTS reports; the exported weights
+    are the *final* epoch's (EMA weights when train.ema), never picked by test accuracy; the best
+    epoch is reported for information only.
+
+Resume: ``checkpoint_dir(params, "train")`` keeps CheckpointSaver's ``last.pth.tar`` /
+``model_best.pth.tar``, ``summary.csv`` and ``run.json`` (what must match to resume: everything but
+``train.epochs``, which may grow). ``--fresh`` discards it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from timm.data import Mixup
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.utils import CheckpointSaver, ModelEmaV3, update_summary
+from torch.utils.data import DataLoader
+
+from rome import tracking
+from rome.artifacts import atomic_dir, provenance, write_json
+from rome.data.loaders import ImageTensorDataset
+from rome.data.prepared import PreparedData, load_prepared
+from rome.errors import RomeError
+from rome.paths import checkpoint_dir, stage_dir
+from rome.reproducibility import resolve_device, seed_everything, set_deterministic
+from rome.training import checkpoint, network
+from rome.training.augment import cutout, train_transform, uses_flip
+from rome.training.loop import StepSettings, train_one_epoch, validate
+
+SECTIONS = ["data", "train"]
+MODEL_SCHEMA_VERSION = 1
+METRICS_SCHEMA_VERSION = 1
+MODEL_FILE, MODEL_JSON = "model.safetensors", "model.json"
+SUMMARY_FILE, METRICS_FILE = "summary.csv", "metrics.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fresh", action="store_true",
+                        help="discard the resume checkpoint (train_ckpt/) and start again from epoch 0")
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """An independent, reproducible seed per (run seed, epoch): what makes resume exact."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def make_optimizer(model: torch.nn.Module, train: dict[str, Any]) -> torch.optim.Optimizer:
+    """DARTS' optimizer through timm: plain momentum SGD (timm's "sgd" would be Nesterov), weight
+    decay on every parameter, BN and biases included (timm would exempt them by default)."""
+    return create_optimizer_v2(model, opt="momentum", lr=train["lr"], weight_decay=train["weight_decay"],
+                               momentum=train["momentum"], filter_bias_and_bn=False)
+
+
+def make_criterion(train: dict[str, Any], num_classes: int) -> tuple[torch.nn.Module, Mixup | None]:
+    """Mixup (alpha = train.mixup) folds label smoothing into its soft targets; else smoothing CE or plain CE."""
+    if train["mixup"] > 0:
+        if train["batch_size"] % 2:
+            raise RomeError(f"train.batch_size = {train['batch_size']}: expected an even batch size "
+                            f"with train.mixup > 0")
+        mix = Mixup(mixup_alpha=train["mixup"], cutmix_alpha=0.0, label_smoothing=train["label_smoothing"],
+                    num_classes=num_classes)
+        return SoftTargetCrossEntropy(), mix
+    if train["label_smoothing"] > 0:
+        return LabelSmoothingCrossEntropy(smoothing=train["label_smoothing"]), None
+    return torch.nn.CrossEntropyLoss(), None
+
+
+def train_loader(data: PreparedData, dataset: str, train: dict[str, Any], device: torch.device,
+                 generator: torch.Generator) -> DataLoader:
+    images, labels = data.split("train")
+    ds = ImageTensorDataset(images, labels, data.mean, data.std,
+                            transform=train_transform(data.resolution, flip=uses_flip(dataset)))
+    loader = DataLoader(ds, batch_size=train["batch_size"], shuffle=True, drop_last=True,
+                        num_workers=train["workers"], generator=generator, pin_memory=device.type == "cuda")
+    if len(loader) == 0:
+        raise RomeError(f"train.batch_size = {train['batch_size']}: larger than the train split "
+                        f"({len(ds)} images); expected <= {len(ds)}")
+    return loader
+
+
+def trim_summary(file: Path, start_epoch: int) -> None:
+    """Drop summary rows of epochs a resumed run will redo (written before the kill, not checkpointed)."""
+    if not file.is_file():
+        return
+    with open(file, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or all(int(r["epoch"]) < start_epoch for r in rows):
+        return
+    keep = [r for r in rows if int(r["epoch"]) < start_epoch]
+    with open(file, "w", newline="") as fh:
+        if keep:
+            w = csv.DictWriter(fh, fieldnames=list(keep[0]))
+            w.writeheader()
+            w.writerows(keep)
+
+
+def export_state(trained: torch.nn.Module, deployable: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The trained weights without the auxiliary head, checked to fill the deployable network exactly."""
+    wanted = deployable.state_dict()
+    state = {k: v.detach().cpu().contiguous() for k, v in trained.state_dict().items() if k in wanted}
+    deployable.load_state_dict(state, strict=True)
+    return state
+
+
+def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = None) -> Path:
+    t0 = time.perf_counter()
+    t = params["train"]
+    device = resolve_device(params["device"])
+    set_deterministic(params["deterministic"])
+    data = load_prepared(stage_dir(params, "prepare"))
+    source = network.load_source(network.genotype_path(params))
+    name = network.network_name(t["network"], source)
+    kwargs = network.model_kwargs(source, data.num_classes, data.in_channels, t)
+    use_aux = t["auxiliary_weight"] > 0 and network.supports_auxiliary(name)
+    if t["auxiliary_weight"] > 0 and not use_aux:
+        print(f"train: {name} has no auxiliary head (NAS-Bench-201 protocol); train.auxiliary_weight ignored",
+              file=sys.stderr)
+
+    seed_everything(params["seed"])
+    model = network.build(name, kwargs, auxiliary=use_aux, drop_path_rate=t["drop_path"]).to(device)
+    if t["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, t)
+    ema = ModelEmaV3(model, decay=t["ema_decay"]) if t["ema"] else None
+
+    ckpt_dir = checkpoint_dir(params, "train")
+    if args is not None and getattr(args, "fresh", False) and ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ident = checkpoint.identity({"seed": params["seed"], "data": params["data"],
+                                 "train": {k: v for k, v in t.items() if k != "epochs"},
+                                 "network": name, "kwargs": kwargs, "data_manifest_sha256": data.manifest_sha256})
+    if checkpoint.check_identity(ckpt_dir, ident):
+        print(f"train: {ckpt_dir} holds a finished run with other params; starting fresh", file=sys.stderr)
+        shutil.rmtree(ckpt_dir)
+        ckpt_dir.mkdir(parents=True)
+    (ckpt_dir / checkpoint.COMPLETE_FILE).unlink(missing_ok=True)
+    saver = CheckpointSaver(model, optimizer, model_ema=ema, checkpoint_dir=str(ckpt_dir),
+                            recovery_dir=str(ckpt_dir), decreasing=False, max_history=1)
+    start = checkpoint.resume(ckpt_dir, model, optimizer, ema, saver)
+    if start > t["epochs"]:
+        raise RomeError(f"train.epochs = {t['epochs']}: {ckpt_dir / checkpoint.LAST_FILE} already finished "
+                        f"{start} epochs; expected >= {start}, or `rome train --fresh`")
+    checkpoint.write_identity(ckpt_dir, ident)
+
+    generator = torch.Generator()
+    loader = train_loader(data, params["data"]["dataset"], t, device, generator)
+    steps = min(t["steps_per_epoch"] or len(loader), len(loader))
+    scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=t["epochs"], min_lr=t["lr_min"],
+                                       warmup_epochs=t["warmup_epochs"], warmup_lr=t["lr"] / 100,
+                                       step_on_epochs=False, updates_per_epoch=steps)
+    num_updates = start * steps
+    scheduler.step_update(num_updates=num_updates)
+    criterion, mixup = make_criterion(t, data.num_classes)
+    settings = StepSettings(device=device, aux_weight=t["auxiliary_weight"] if use_aux else 0.0,
+                            grad_clip=t["grad_clip"], amp=t["amp"], channels_last=t["channels_last"], mixup=mixup,
+                            erasing=cutout(t["random_erasing"], device))
+    test_images, test_labels = data.split("test")
+    summary = ckpt_dir / SUMMARY_FILE
+    trim_summary(summary, start)
+    prov = provenance(params, SECTIONS, "train", data.manifest_sha256)
+    if start:
+        print(f"train: resuming {ckpt_dir / checkpoint.LAST_FILE} at epoch {start}/{t['epochs']}", file=sys.stderr)
+
+    with tracking.start(params, "train", SECTIONS, prov) as tracker:
+        for epoch in range(start, t["epochs"]):
+            te = time.perf_counter()
+            seed_everything(epoch_seed(params["seed"], epoch))
+            generator.manual_seed(epoch_seed(params["seed"], epoch))
+            network.set_drop_path(model, t["drop_path"] * epoch / t["epochs"])
+            lr = optimizer.param_groups[0]["lr"]
+            train_metrics, num_updates = train_one_epoch(
+                model, loader, steps, optimizer, criterion, settings, scheduler=scheduler, num_updates=num_updates,
+                ema=ema, desc=f"train {epoch + 1}/{t['epochs']}")
+            eval_metrics = validate(ema.module if ema is not None else model, test_images, test_labels, data.mean,
+                                    data.std, data.num_classes, settings, desc="test")
+            update_summary(epoch, train_metrics, eval_metrics, str(summary), lr=lr)
+            saver.save_checkpoint(epoch, metric=eval_metrics["top1"])
+            tracker.log({"epoch": epoch, "lr": lr, **{f"train/{k}": v for k, v in train_metrics.items()},
+                         **{f"test/{k}": v for k, v in eval_metrics.items()}}, step=epoch)
+            print(f"train: epoch {epoch + 1}/{t['epochs']} lr {lr:.5f} loss {train_metrics['loss']:.4f} "
+                  f"train_top1 {train_metrics['top1']:.2f} | test loss {eval_metrics['loss']:.4f} "
+                  f"top1 {eval_metrics['top1']:.2f} top5 {eval_metrics['top5']:.2f} "
+                  f"({time.perf_counter() - te:.1f}s)",
+                  file=sys.stderr)
+
+        deployable = network.build(name, kwargs).to(device)
+        state = export_state(ema.module if ema is not None else model, deployable)
+        final = validate(deployable, test_images, test_labels, data.mean, data.std, data.num_classes,
+                         StepSettings(device=device), desc="final")
+        weights = "ema" if ema is not None else "final"
+        prov = provenance(params, SECTIONS, "train", data.manifest_sha256)  # again: now it names the W&B run
+        metrics = {"schema_version": METRICS_SCHEMA_VERSION, "top1": final["top1"], "top5": final["top5"],
+                   "loss": final["loss"], "best_top1": saver.best_metric, "best_epoch": saver.best_epoch,
+                   "epochs": t["epochs"], "steps_per_epoch": steps, "weights": weights,
+                   "seconds": round(time.perf_counter() - t0, 2)}
+        model_doc = {
+            "schema_version": MODEL_SCHEMA_VERSION,
+            "network": name,
+            "kwargs": kwargs,
+            "weights": weights,
+            "num_classes": data.num_classes,
+            "in_chans": data.in_channels,
+            "resolution": data.resolution,
+            "mean": list(data.mean),
+            "std": list(data.std),
+            "classes": data.classes,
+            "genotype_file": str(source.path),
+            "space": source.space,
+            "nb201_arch": source.nb201_arch,
+            "genotype_provenance": source.provenance,
+            "provenance": prov,
+        }
+        with atomic_dir(out) as tmp:
+            save_file(state, str(tmp / MODEL_FILE), metadata={"schema_version": str(MODEL_SCHEMA_VERSION),
+                                                               "network": name, "weights": weights})
+            write_json(tmp / MODEL_JSON, model_doc)
+            write_json(tmp / METRICS_FILE, metrics)
+            if summary.is_file():
+                shutil.copy2(summary, tmp / SUMMARY_FILE)
+        checkpoint.mark_complete(ckpt_dir, t["epochs"])
+        tracker.summary({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        tracker.log_artifact(out / MODEL_FILE, f"model-{tracking.experiment_group(params)}-seed{params['seed']}", "model")
+    print(f"train: {name} {t['epochs']} epochs x {steps} steps, test top1 {final['top1']:.2f} "
+          f"(best {saver.best_metric if saver.best_metric is not None else float('nan'):.2f}) "
+          f"in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return out

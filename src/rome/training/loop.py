@@ -1,0 +1,120 @@
+"""One training epoch and one validation pass, in the shape of timm's train.py.
+
+What the DARTS protocol adds to timm's loop: the auxiliary-head loss (weight
+``aux_weight``; the network returns ``(logits, aux_logits)`` in train mode when built with
+``auxiliary=True``) and gradient clipping by norm. The drop-path ramp is set by the caller per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from timm.data import Mixup
+from timm.utils import AverageMeter, ModelEmaV3, accuracy, dispatch_clip_grad
+from tqdm import tqdm
+
+
+@dataclass
+class StepSettings:
+    """Per-step knobs of the loop (everything that is not a model, data or optimizer)."""
+
+    device: torch.device
+    aux_weight: float = 0.0
+    grad_clip: float | None = None
+    amp: str = "none"
+    channels_last: bool = False
+    mixup: Mixup | None = None
+    erasing: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast when asked (no loss scaler needed for bf16), else a no-op."""
+    if amp == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to_device(x: torch.Tensor, s: StepSettings) -> torch.Tensor:
+    x = x.to(s.device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if s.channels_last else x
+
+
+def topk(num_classes: int) -> tuple[int, int]:
+    """(1, 5) as papers report, shrunk for datasets with fewer than 5 classes."""
+    return 1, min(5, num_classes)
+
+
+def train_one_epoch(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], steps: int,
+                    optimizer: torch.optim.Optimizer, criterion: torch.nn.Module, settings: StepSettings,
+                    scheduler: Any = None, num_updates: int = 0, ema: ModelEmaV3 | None = None,
+                    desc: str = "train") -> tuple[dict[str, float], int]:
+    """Run ``steps`` optimizer steps; returns ({loss, top1}, num_updates after the epoch).
+
+    ``top1`` is measured against the un-mixed labels, so with mixup it is only indicative.
+    """
+    model.train()
+    losses, top1 = AverageMeter(), AverageMeter()
+    bar = tqdm(total=steps, desc=desc, leave=False, dynamic_ncols=True)
+    for step, (images, labels) in enumerate(batches):
+        if step >= steps:
+            break
+        images, labels = _to_device(images, settings), labels.to(settings.device, non_blocking=True)
+        if settings.erasing is not None:
+            images = settings.erasing(images)
+        target = labels
+        if settings.mixup is not None:
+            images, target = settings.mixup(images, labels)
+        with autocast(settings.device, settings.amp):
+            out = model(images)
+            logits, aux = out if isinstance(out, tuple) else (out, None)
+            loss = criterion(logits, target)
+            if aux is not None and settings.aux_weight > 0:
+                loss = loss + settings.aux_weight * criterion(aux, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.grad_clip:
+            dispatch_clip_grad(model.parameters(), settings.grad_clip, mode="norm")
+        optimizer.step()
+        num_updates += 1
+        if ema is not None:
+            ema.update(model, step=num_updates)
+        if scheduler is not None:
+            scheduler.step_update(num_updates=num_updates)
+        n = labels.size(0)
+        losses.update(loss.item(), n)
+        top1.update(accuracy(logits.detach().float(), labels, topk=(1,))[0].item(), n)
+        bar.set_postfix(loss=f"{losses.avg:.3f}", top1=f"{top1.avg:.1f}", refresh=False)
+        bar.update(1)
+    bar.close()
+    return {"loss": losses.avg, "top1": top1.avg}, num_updates
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, mean: Iterable[float],
+             std: Iterable[float], num_classes: int, settings: StepSettings, batch_size: int = 256,
+             desc: str = "eval") -> dict[str, float]:
+    """Cross-entropy, top-1 and top-5 (%) of uint8 ``images`` in eval mode, normalised chunk by chunk."""
+    model.eval()
+    m = torch.tensor(list(mean), dtype=torch.float32, device=settings.device).view(1, -1, 1, 1)
+    s = torch.tensor(list(std), dtype=torch.float32, device=settings.device).view(1, -1, 1, 1)
+    k1, k5 = topk(num_classes)
+    losses, top1, top5 = AverageMeter(), AverageMeter(), AverageMeter()
+    starts = range(0, len(labels), batch_size)
+    for i in tqdm(starts, desc=desc, leave=False, dynamic_ncols=True):
+        x = (images[i:i + batch_size].to(settings.device).float() / 255.0 - m) / s
+        x = x.contiguous(memory_format=torch.channels_last) if settings.channels_last else x
+        y = labels[i:i + batch_size].to(settings.device)
+        with autocast(settings.device, settings.amp):
+            logits = model(x)
+        logits = (logits[0] if isinstance(logits, tuple) else logits).float()
+        a1, a5 = accuracy(logits, y, topk=(k1, k5))
+        n = y.size(0)
+        losses.update(F.cross_entropy(logits, y).item(), n)
+        top1.update(a1.item(), n)
+        top5.update(a5.item(), n)
+    return {"loss": losses.avg, "top1": top1.avg, "top5": top5.avg}

@@ -1,0 +1,106 @@
+"""Which evaluation network to retrain, built from which genotype, with which constructor kwargs.
+
+The kwargs returned here are exactly what ``model.json`` records, so ``rome evaluate`` (or any
+user) rebuilds the same network with ``timm.create_model(network, **kwargs)``. They describe the
+deployable network: no auxiliary head (it exists only while training) and no drop-path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+
+from rome.errors import RomeError
+from rome.genotype import GENOTYPE_FILE, NB201Genotype, load_genotype
+from rome.models import MODEL_NAMES  # importing rome.models registers the rome_* networks with timm
+from rome.paths import stage_dir
+
+NB201_NETWORK = MODEL_NAMES["nb201"]
+
+
+@dataclass(frozen=True)
+class GenotypeSource:
+    """A genotype plus where it came from (recorded in model.json)."""
+
+    path: Path
+    genotype: Any  # rome.genotype.Genotype | NB201Genotype
+    space: str | None
+    provenance: dict[str, Any] | None
+
+    @property
+    def is_nb201(self) -> bool:
+        return isinstance(self.genotype, NB201Genotype)
+
+    @property
+    def nb201_arch(self) -> str | None:
+        return self.genotype.to_arch_str() if self.is_nb201 else None
+
+
+def genotype_path(params: dict[str, Any]) -> Path:
+    """train.genotype when set (e.g. genotypes/darts_v2.json), else the derive stage's genotype.json."""
+    given = params["train"]["genotype"]
+    return Path(given) if given else stage_dir(params, "derive") / GENOTYPE_FILE
+
+
+def load_source(path: Path) -> GenotypeSource:
+    genotype = load_genotype(path)  # one-line RomeError on a missing or malformed file
+    space, prov = None, None
+    if path.suffix == ".json":
+        doc = json.loads(path.read_text())
+        if isinstance(doc, dict):
+            space, prov = doc.get("space"), doc.get("provenance")
+    if space is None:
+        space = "nb201" if isinstance(genotype, NB201Genotype) else "darts"
+    return GenotypeSource(path, genotype, space, prov)
+
+
+def network_name(choice: str, source: GenotypeSource) -> str:
+    """train.network -> timm name; ``auto`` follows the genotype (NB201 cell -> rome_nb201, else DARTS CIFAR)."""
+    if choice == "auto":
+        return NB201_NETWORK if source.is_nb201 else MODEL_NAMES["darts_cifar"]
+    name = MODEL_NAMES[choice]
+    if (name == NB201_NETWORK) != source.is_nb201:
+        kind = "an NB201 cell" if source.is_nb201 else "a DARTS-format genotype"
+        raise RomeError(f"train.network = {choice!r}: {source.path} holds {kind}; expected "
+                        f"{'nb201' if source.is_nb201 else 'darts_cifar or darts_imagenet'} (or auto)")
+    return name
+
+
+def model_kwargs(source: GenotypeSource, num_classes: int, in_chans: int, train: dict[str, Any]) -> dict[str, Any]:
+    """Constructor kwargs of the deployable network (JSON-serialisable, genotype as a dict).
+
+    ``layers`` / ``init_channels`` mean cells and initial channels for the DARTS networks, cells
+    per stage (N) and stem channels for NB201 (whose protocol is N = 5, C = 16).
+    """
+    return {"genotype": source.genotype.to_dict(), "num_classes": num_classes, "in_chans": in_chans,
+            "layers": train["layers"], "init_channels": train["init_channels"]}
+
+
+def build(name: str, kwargs: dict[str, Any], auxiliary: bool = False,
+          drop_path_rate: float = 0.0) -> torch.nn.Module:
+    """timm.create_model with the training-only extras (auxiliary head, drop-path) added."""
+    extra: dict[str, Any] = {}
+    if drop_path_rate:
+        extra["drop_path_rate"] = drop_path_rate
+    if auxiliary:
+        extra["auxiliary"] = True
+    return timm.create_model(name, **kwargs, **extra)
+
+
+def supports_auxiliary(name: str) -> bool:
+    """The NAS-Bench-201 protocol has no auxiliary head (its network refuses one)."""
+    return name != NB201_NETWORK
+
+
+def set_drop_path(model: torch.nn.Module, p: float) -> None:
+    """The DARTS ramp is applied by the trainer each epoch through the network's own knob."""
+    setter = getattr(model, "set_drop_path", None)
+    if setter is not None:
+        setter(p)
+    elif hasattr(model, "drop_path_prob"):
+        model.drop_path_prob = p
