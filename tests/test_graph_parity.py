@@ -118,6 +118,18 @@ def test_params_named_exist_in_schema_and_cover_what_stages_read(graphs) -> None
         assert not missing, f"{name} reads {missing} but dvc.yaml does not track them"
 
 
+def test_params_named_by_dvc_exist_in_params_yaml(graphs) -> None:
+    """DVC refuses to run a stage whose params are absent from params.yaml (presets do not count)."""
+    dvc, _ = graphs
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, s in dvc.items():
+        for key in s["params"]:
+            node = shipped
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, f"{name}: {key!r} missing from params.yaml"
+                node = node[part]
+
+
 def test_dvc_yaml_tracks_only_what_a_stage_reads() -> None:
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert "train" not in spec["search"]["params"] and "search" not in spec["train"]["params"]

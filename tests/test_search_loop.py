@@ -200,7 +200,7 @@ def test_stage_writes_every_artifact(tmp_path: Path, prepared_smoke: Path) -> No
     assert {"arch.safetensors", "search.json", "history.json", "history.csv", "probabilities.csv", "metrics.json",
             "checkpoint.pt"} <= names
     # a finished run's checkpoint moves into the artifact: the persistent folder only holds interrupted runs
-    assert not checkpoint_dir(params, "search").exists()
+    assert not any(checkpoint_dir(params, "search").iterdir())
     assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == 2
     arch = load_file(str(out / "arch.safetensors"))
     assert set(arch) == {"alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce"}
@@ -258,7 +258,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path: Path, prepared
     assert resumed.returncode == 0, r_err
     assert reference.returncode == 0, f_err
     assert f"resuming {ckpt} after epoch {epoch_at_kill}/4" in r_err
-    assert not ckpt.parent.exists()  # finished: the checkpoint moved into the artifact, no stale temp file left
+    assert not any(ckpt.parent.iterdir())  # finished: the checkpoint moved into the artifact, no stale temp file left
     assert (out_dir / "checkpoint.pt").is_file()
     assert r_out.strip().splitlines()[-1] == str(out_dir)
     a = load_file(str(out_dir / "arch.safetensors"))

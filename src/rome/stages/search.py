@@ -152,7 +152,9 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     # The finished run's checkpoint now lives in the artifact; the persistent folder only ever
     # holds an *interrupted* run, so a later run with changed params starts fresh instead of
     # tripping over a completed run's checkpoint (an interrupted one is still refused).
+    # (the emptied folder stays: DVC declares it as a persistent output)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = result.history[-1]
     print(f"search: {s['algorithm']} on {s['space']}: val acc {last['val_acc']:.3f}, "
           f"parameter-free ops in the normal cell {last['n_param_free_normal']}", file=sys.stderr)
