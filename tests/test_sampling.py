@@ -19,14 +19,6 @@ from rome.search.supernet import build_supernet
 from rome.spaces import get_space
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared CPU (40x slower seen with 2 threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_gumbel_noise_is_finite_even_at_the_uniform_extremes(monkeypatch: pytest.MonkeyPatch) -> None:
     real_rand = torch.rand

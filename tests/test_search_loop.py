@@ -29,14 +29,6 @@ from rome.spaces import get_space
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_data(n: int = 32, side: int = 8, channels: int = 1, classes: int = 3, sha: str = "sha-a") -> SearchData:
     g = torch.Generator().manual_seed(0)

@@ -22,14 +22,6 @@ from rome.spaces.ops import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared CPU (40x slower seen with 2 threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_darts_space_edges_and_ops() -> None:
     space = get_space("darts")

@@ -12,14 +12,6 @@ from rome.search.supernet import CellPath, build_supernet, cell_modules
 from rome.spaces import get_space
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared CPU (40x slower seen with 2 threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def count_op_calls(model: nn.Module) -> list[dict[tuple[int, int], int]]:
     """Per cell, a live counter of calls of each candidate op module (edge, op index)."""

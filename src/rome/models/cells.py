@@ -47,6 +47,26 @@ class DartsCell(nn.Module):
         return torch.cat([states[i] for i in self.concat], dim=1)
 
 
+def build_cell_stack(genotype, layers: int, reductions: Sequence[int], aux_index: int, C_prev_prev: int, C_prev: int,
+                     C: int, reduction_prev: bool) -> tuple[nn.ModuleList, int, int]:
+    """The DARTS cell sequence shared by the CIFAR and ImageNet networks: channels double at each
+    reduction cell. Returns (cells, channels of the last cell, channels at the auxiliary-head cell)."""
+    cells = nn.ModuleList()
+    C_aux = C_prev
+    for i in range(layers):
+        reduction = i in reductions
+        if reduction:
+            C *= 2
+        entries, concat = genotype.cell("reduce" if reduction else "normal")
+        cell = DartsCell(entries, concat, C_prev_prev, C_prev, C, reduction, reduction_prev)
+        cells.append(cell)
+        reduction_prev = reduction
+        C_prev_prev, C_prev = C_prev, cell.multiplier * C
+        if i == aux_index:
+            C_aux = C_prev
+    return cells, C_prev, C_aux
+
+
 class AuxiliaryHead(nn.Module):
     """DARTS's auxiliary classifier: ReLU, avgpool 5, conv1x1 -> 128, BN, ReLU, conv2x2 -> 768, [BN], ReLU, linear.
 

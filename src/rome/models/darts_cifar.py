@@ -11,7 +11,7 @@ from timm.models import register_model
 from rome.errors import RomeError
 from rome.genotype import Genotype, as_genotype
 from rome.models.base import EvalNetwork, entrypoint_kwargs
-from rome.models.cells import AuxiliaryHead, DartsCell
+from rome.models.cells import AuxiliaryHead, build_cell_stack
 
 
 def reduction_layers(layers: int) -> tuple[int, int]:
@@ -46,20 +46,8 @@ class DartsCifarNet(EvalNetwork):
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, init_channels
         reductions = reduction_layers(layers)
         self.aux_index = reductions[1]
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        C_aux = None
-        for i in range(layers):
-            reduction = i in reductions
-            if reduction:
-                C_curr *= 2
-            entries, concat = self.genotype.cell("reduce" if reduction else "normal")
-            cell = DartsCell(entries, concat, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
-            if i == self.aux_index:
-                C_aux = C_prev
+        self.cells, C_prev, C_aux = build_cell_stack(self.genotype, layers, reductions, self.aux_index,
+                                                     C_prev_prev, C_prev, C_curr, reduction_prev=False)
         self.auxiliary_head = AuxiliaryHead(C_aux, num_classes, stride=3) if auxiliary else None
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = C_prev

@@ -9,7 +9,7 @@ import torch.nn as nn
 from timm.models import register_model
 
 from rome.models.base import EvalNetwork, entrypoint_kwargs
-from rome.models.cells import AuxiliaryHead, DartsCell
+from rome.models.cells import AuxiliaryHead, build_cell_stack
 from rome.models.darts_cifar import darts_genotype, reduction_layers
 
 
@@ -37,20 +37,8 @@ class DartsImageNetNet(EvalNetwork):
         C_prev_prev, C_prev, C_curr = C, C, C
         reductions = reduction_layers(layers)
         self.aux_index = reductions[1]
-        self.cells = nn.ModuleList()
-        reduction_prev = True
-        C_aux = None
-        for i in range(layers):
-            reduction = i in reductions
-            if reduction:
-                C_curr *= 2
-            entries, concat = self.genotype.cell("reduce" if reduction else "normal")
-            cell = DartsCell(entries, concat, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
-            if i == self.aux_index:
-                C_aux = C_prev
+        self.cells, C_prev, C_aux = build_cell_stack(self.genotype, layers, reductions, self.aux_index,
+                                                     C_prev_prev, C_prev, C_curr, reduction_prev=True)
         self.auxiliary_head = AuxiliaryHead(C_aux, num_classes, stride=2, second_bn=False) if auxiliary else None
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = C_prev
