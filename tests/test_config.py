@@ -108,3 +108,16 @@ def test_cli_help_lists_every_stage() -> None:
     assert out.returncode == 0
     for stage in ("prepare", "search", "derive", "train", "evaluate", "aggregate", "audit"):
         assert stage in out.stdout
+
+
+def test_file_value_outside_the_sweep_is_refused(tmp_path: Path) -> None:
+    """`dvc exp run -S search.algorithm=gdas` with sweep.algorithms [rome] would be silently ignored."""
+    f = tmp_path / "params.yaml"
+    f.write_text("preset: smoke\nsearch: {algorithm: gdas}\nsweep: {algorithms: [rome]}\n")
+    with pytest.raises(RomeError, match=r"search.algorithm = 'gdas' is not in sweep.algorithms = \['rome'\].*sweep.algorithms=\[gdas\]"):
+        load_params(f)
+    f.write_text("preset: smoke\nsearch: {algorithm: gdas}\nsweep: {algorithms: [rome, gdas]}\n")
+    assert load_params(f, ["search.algorithm=rome"])["search"]["algorithm"] == "rome"  # --set pins one item
+    f.write_text("preset: smoke\nseed: 3\n")
+    with pytest.raises(RomeError, match=r"seed = 3 is not in sweep.seeds = \[0\]"):
+        load_params(f)

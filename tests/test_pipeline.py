@@ -83,6 +83,21 @@ def test_retraining_change_skips_search(dvc_repo: Path) -> None:
     assert ran == {"train", "evaluate", "aggregate"}, out
 
 
+def test_exp_run_over_another_algorithm(dvc_repo: Path) -> None:
+    """Experiments change the sweep; a run-selecting key outside it is refused with the fix."""
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "WANDB_MODE": "disabled"}
+    bad = subprocess.run(["dvc", "exp", "run", "-S", "+search.algorithm=gdas"], cwd=dvc_repo, capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert bad.returncode != 0 and "is not in sweep.algorithms" in bad.stdout + bad.stderr
+    sh(["git", "checkout", "--", "params.yaml"], dvc_repo)
+    sh(["dvc", "exp", "run", "-n", "gdas", "-S", "sweep.algorithms=[gdas]"], dvc_repo)
+    shown = sh(["dvc", "exp", "show", "--json"], dvc_repo).stdout
+    assert '"gdas"' in shown
+    assert (dvc_repo / "results/mnist5k/darts/gdas/seed0/evaluate/metrics.json").is_file()
+    sh(["git", "checkout", "--", "params.yaml"], dvc_repo)
+    sh(["dvc", "checkout", "--force"], dvc_repo)
+
+
 def test_audit_reports_params_and_changes(dvc_repo: Path) -> None:
     geno = dvc_repo / RUN / "derive" / "genotype.json"
     rep = json.loads(sh(["rome", "audit", str(geno), "--json"], dvc_repo).stdout)

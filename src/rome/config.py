@@ -160,9 +160,34 @@ def resolve(file_params: dict[str, Any], overrides: list[str] | tuple[str, ...] 
     return merged
 
 
+SWEEP_DIMENSIONS = (("data", "dataset", "datasets"), ("search", "space", "spaces"),
+                    ("search", "algorithm", "algorithms"), (None, "seed", "seeds"))
+
+
+def check_sweep_consistency(file_params: dict[str, Any], resolved: dict[str, Any], source: str) -> None:
+    """A run-selecting key written in the params file must be one the sweep runs.
+
+    dvc.yaml and the Snakefile run every item of ``sweep`` and pin each with ``--set``, so a file
+    value outside the sweep (``dvc exp run -S search.algorithm=gdas`` with ``sweep.algorithms:
+    [rome]``) would be silently ignored; refuse it and say which sweep key to change instead.
+    """
+    for section, key, sweep_key in SWEEP_DIMENSIONS:
+        holder = file_params if section is None else file_params.get(section) or {}
+        if key not in holder:
+            continue
+        swept = resolved["sweep"][sweep_key]
+        if holder[key] not in swept:
+            name = key if section is None else f"{section}.{key}"
+            raise RomeError(f"{source}: {name} = {holder[key]!r} is not in sweep.{sweep_key} = {swept}; the pipeline "
+                            f"runs the sweep, so set sweep.{sweep_key} (e.g. dvc exp run -S 'sweep.{sweep_key}=[{holder[key]}]')")
+
+
 def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """The resolved, validated params every stage reads."""
-    return resolve(read_params_file(path), overrides, source=str(path))
+    file_params = read_params_file(path)
+    resolved = resolve(file_params, overrides, source=str(path))
+    check_sweep_consistency(file_params, resolved, str(path))
+    return resolved
 
 
 def params_hash(params: dict[str, Any]) -> str:
