@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -56,6 +57,9 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if not sys.stderr.isatty():
+        # logs (DVC, Snakemake, SLURM): a progress line every 30 s instead of one per step
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
     argv = sys.argv[1:] if argv is None else argv
     selected = next((a for a in argv if a in STAGE_HELP), None)
     parser = build_parser(selected)
