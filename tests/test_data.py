@@ -197,3 +197,13 @@ def test_mnist_missing_file_message(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setattr(sources, "mnist5k_path", lambda: bad)
     with pytest.raises(RomeError, match="expected rows of 784 pixels"):
         sources.load_mnist5k()
+
+
+def test_stored_order_is_shuffled_not_class_sorted(prepared_smoke: Path) -> None:
+    """mnist5k's rows are sorted by class: a capped in-order pass must still see every class."""
+    d = load_prepared(prepared_smoke)
+    for split in ("search_train", "search_val", "train", "test"):
+        _, labels = d.split(split)
+        first = labels[: len(labels) // 4]
+        assert len(torch.unique(first)) >= 5, split
+        assert not torch.equal(labels, torch.sort(labels).values), split

@@ -60,5 +60,7 @@ def make_splits(train_labels: np.ndarray, test_labels: np.ndarray | None, test_f
         out[name] = ("train", pool[local[keep]])
     keep = stratified_subset(test_pool_labels, subset.get("test"), rng)
     out["test"] = (test_source, test_idx[keep])
-    # rng draws above are in a fixed order, so the same seed always gives the same splits
-    return out
+    # Stored order is shuffled: sources are often sorted by class (mnist5k's CSV, imagefolder
+    # trees), and a capped in-order validation pass would otherwise see only the first classes.
+    # The rng draws are in a fixed order, so the same seed always gives the same splits.
+    return {name: (src, rng.permutation(idx)) for name, (src, idx) in out.items()}
