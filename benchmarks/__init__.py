@@ -1,0 +1,15 @@
+"""Benchmarks that make the ROME paper's claims measurable (issue #6).
+
+``python -m benchmarks <name>`` (``./tasks bench <name>``) runs one benchmark, writes its result
+JSON under ``benchmarks/results/`` and regenerates its table in ``benchmarks/README.md``:
+
+  * ``memory``   peak memory and seconds per search iteration, DARTS / GDAS / ROME K=1 / K=7;
+  * ``nb201``    search quality on NAS-Bench-201 (table lookup), through the Snakemake pipeline;
+  * ``collapse`` parameter-free ops in the derived normal cell on R-DARTS S2/S3, through the pipeline.
+"""
+
+BENCHMARKS = {
+    "memory": "benchmarks.memory",
+    "nb201": "benchmarks.nb201",
+    "collapse": "benchmarks.collapse",
+}

@@ -1,0 +1,226 @@
+"""Search quality on NAS-Bench-201: ROME, GDAS, DARTS and random sampling, looked up in an NB201 table.
+
+Runs the pipeline itself: ``snakemake --cores 2 --configfile benchmarks/configs/nb201.yaml`` (the
+``nb201_bench`` preset: a sweep over algorithms x seeds on real CIFAR-10 through the imagefolder
+dataset, with the same search budget for every algorithm; prepare -> search -> derive -> a token
+train -> evaluate, whose ``evaluate.benchmark_table`` lookup scores the derived cell -> aggregate).
+Then it reads the aggregate's summary and every run's genotype, and writes the result JSON, the
+README table and a plot of the looked-up accuracy of each epoch's derived cell (history.json keeps
+the genotype of every epoch, so the curve costs no extra training).
+
+    python -m benchmarks nb201                  # CPU scale (default), < 45 min on 2 cores
+    python -m benchmarks nb201 --scale paper    # GDAS's NB201 setting, GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import pipeline, plots, report
+from rome.artifacts import read_json, sha256_file
+from rome.errors import RomeError
+from rome.genotype import NB201Genotype
+from rome.paths import stage_dir
+from rome.spaces.ops import PARAMETER_FREE_OPS
+
+NAME = "nb201"
+CONFIGS = {"cpu": report.BENCH_DIR / "configs" / "nb201.yaml", "paper": report.BENCH_DIR / "configs" / "nb201_paper.yaml"}
+BUDGET_MINUTES = {"cpu": 45.0, "paper": None}
+ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+OP_GROUPS = {"skip": ("skip_connect",), "none": ("none",), "pool": ("avg_pool_3x3",)}
+PAPER = {
+    "source": "NAS-Bench-201 paper (200-epoch training), CIFAR-10 test accuracy of the searched cell; "
+              "quoted in rome-method.md. The table used here is the 12-epoch one, so compare rankings, not values.",
+    "cifar10_test_200_epochs": {"darts": 54.30, "gdas": 93.61, "gdas_std": 0.09, "best_possible": 94.37},
+    "darts_cell": "all skip_connect (collapse)",
+}
+
+
+# ----------------------------------------------------------------------------- the NB201 table
+
+
+class Table:
+    """The NB201 CSV loaded once: arch string -> (valid, test, index) for one dataset."""
+
+    def __init__(self, path: str | Path, dataset: str) -> None:
+        self.path, self.dataset = Path(path), dataset
+        if not self.path.is_file():
+            raise RomeError(f"evaluate.benchmark_table = {str(path)!r}: file not found; expected a NAS-Bench-201 CSV")
+        valid, test = f"{dataset}_valid", f"{dataset}_test"
+        self.rows: dict[str, tuple[float, float, int | None]] = {}
+        with open(self.path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                index = int(row["index"]) if row.get("index", "").isdigit() else None
+                self.rows[row["arch"].strip()] = (float(row[valid]), float(row[test]), index)
+        if not self.rows:
+            raise RomeError(f"{self.path}: no rows; expected the 15,625 NAS-Bench-201 cells")
+
+    def test(self, arch: str) -> float:
+        if arch not in self.rows:
+            raise RomeError(f"{self.path}: arch {arch!r} not found; expected a NAS-Bench-201 arch string")
+        return self.rows[arch][1]
+
+    def summary(self) -> dict[str, Any]:
+        tests = [t for _, t, _ in self.rows.values()]
+        best = max(self.rows, key=lambda a: self.rows[a][1])
+        return {"path": str(self.path), "sha256": sha256_file(self.path), "dataset": self.dataset, "n_archs": len(tests),
+                "best_test": max(tests), "best_arch": best, "mean_test": round(statistics.fmean(tests), 3),
+                "median_test": round(statistics.median(tests), 3), "all_skip_test": self.rows.get(ALL_SKIP, (None, None))[1]}
+
+
+# ----------------------------------------------------------------------------- per-run figures
+
+
+def arch_from_flat(entries: Sequence[Sequence[Any]]) -> str:
+    """history.json's flat NB201 cell (node 1's 1 entry, node 2's 2, node 3's 3, ...) -> arch string."""
+    nodes, i, n = [], 0, 1
+    while i < len(entries):
+        nodes.append(tuple((str(op), int(src)) for op, src in entries[i:i + n]))
+        i, n = i + n, n + 1
+    if i != len(entries):
+        raise RomeError(f"history genotype has {len(entries)} entries: expected a triangular number (1 + 2 + ... per node)")
+    return NB201Genotype(tuple(nodes)).validate("history genotype").to_arch_str()
+
+
+def op_counts(arch: str) -> dict[str, int]:
+    """skip / none / pool / parameter-free counts over the cell's edges."""
+    ops = [op for node in NB201Genotype.from_arch_str(arch).nodes for op, _ in node]
+    counts = {group: sum(op in names for op in ops) for group, names in OP_GROUPS.items()}
+    counts["param_free"] = sum(op in PARAMETER_FREE_OPS for op in ops)
+    counts["edges"] = len(ops)
+    return counts
+
+
+def run_figures(run: dict[str, Any], table: Table) -> dict[str, Any]:
+    """One run: its derived cell, the pipeline's lookup of it, op counts and the per-epoch curve."""
+    dataset = run["evaluate"]["benchmark_dataset"]
+    geno = pipeline.read_genotype(run)
+    arch = geno.get("nb201_arch")
+    if not arch:
+        raise RomeError(f"{stage_dir(run, 'derive')}/genotype.json: no nb201_arch; expected an NB201 cell")
+    metrics = pipeline.read_metrics(run)
+    key = f"nb201_{dataset}_test"
+    if key not in metrics:
+        raise RomeError(f"{stage_dir(run, 'evaluate')}/metrics.json: no {key}; expected evaluate.benchmark_table to be set")
+    history = pipeline.read_history(run)
+    curve = [table.test(arch_from_flat(h["genotype"]["normal"])) for h in history]
+    return {
+        "algorithm": run["search"]["algorithm"], "seed": run["seed"], "arch": arch,
+        "test": metrics[key], "valid": metrics.get(f"nb201_{dataset}_valid"), "index": metrics.get("nb201_index"),
+        "ops": op_counts(arch), "search_seconds": pipeline.read_search(run).get("seconds"),
+        "final_val_acc": history[-1]["val_acc"], "curve_test": curve,
+    }
+
+
+def summarize(rows: list[dict[str, Any]], algorithms: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for algo in algorithms:
+        group = [r for r in rows if r["algorithm"] == algo]
+        test_m, test_s = report.mean_std([r["test"] for r in group])
+        valid_m, valid_s = report.mean_std([r["valid"] for r in group])
+        out[algo] = {
+            "n_seeds": len(group),
+            "test_mean": round(test_m, 3), "test_std": round(test_s, 3),
+            "valid_mean": round(valid_m, 3), "valid_std": round(valid_s, 3),
+            "best_test": max(r["test"] for r in group) if group else None,
+            "ops_mean": {k: round(statistics.fmean(r["ops"][k] for r in group), 2) for k in (*OP_GROUPS, "param_free")}
+            if group else {},
+            "search_seconds_mean": round(statistics.fmean(r["search_seconds"] for r in group), 1) if group else None,
+        }
+    return out
+
+
+def aggregate_summary(params: dict[str, Any]) -> dict[str, Any]:
+    """The aggregate stage's metrics.json (mean/std/best per dataset/space/algorithm)."""
+    return read_json(stage_dir(params, "aggregate") / "metrics.json", "aggregate metrics")
+
+
+def check_against_aggregate(summary: dict[str, dict[str, Any]], agg: dict[str, Any], params: dict[str, Any]) -> None:
+    """The pipeline's own mean must equal the one computed here (same runs, same numbers)."""
+    key = f"nb201_{params['evaluate']['benchmark_dataset']}_test_mean"
+    for algo, s in summary.items():
+        group = f"{params['sweep']['datasets'][0]}/nb201/{algo}"
+        value = (agg.get(group) or {}).get(key)
+        if value is None or abs(value - s["test_mean"]) > 1e-3:
+            raise RomeError(f"aggregate metrics.json: {group} {key} = {value}, but the runs give {s['test_mean']}; "
+                            "expected the same (rerun the aggregate stage)")
+
+
+def collect(params: dict[str, Any]) -> dict[str, Any]:
+    table = Table(params["evaluate"]["benchmark_table"], params["evaluate"]["benchmark_dataset"])
+    rows = [run_figures(r, table) for r in pipeline.runs(params)]
+    algorithms = list(params["sweep"]["algorithms"])
+    summary = summarize(rows, algorithms)
+    check_against_aggregate(summary, aggregate_summary(params), params)
+    s = params["search"]
+    settings = {k: s[k] for k in ("space", "k_samples", "epochs", "steps_per_epoch", "batch_size", "layers",
+                                   "init_channels", "w_lr", "a_lr", "tau_max", "tau_min")}
+    settings["data"] = {"dataset": params["data"]["dataset"], "root": params["data"]["root"],
+                        "resize": params["data"]["resize"], "subset": params["data"]["subset"]}
+    settings["train"] = {k: params["train"][k] for k in ("epochs", "steps_per_epoch", "layers", "init_channels")}
+    settings["seeds"] = list(params["sweep"]["seeds"])
+    return {"settings": settings, "table": table.summary(), "algorithms": summary, "runs": rows}
+
+
+# ----------------------------------------------------------------------------- table and plot
+
+
+def table_markdown(doc: dict[str, Any]) -> str:
+    f = doc["figures"]
+    t, s, p = f["table"], f["settings"], doc["paper"]["cifar10_test_200_epochs"]
+    paper = {"darts": f"{p['darts']:.2f} (all skip)", "gdas": f"{p['gdas']:.2f} ± {p['gdas_std']:.2f}"}
+    rows = []
+    for algo, a in f["algorithms"].items():
+        ops = a["ops_mean"]
+        rows.append([algo, a["n_seeds"], report.pm(a["test_mean"], a["test_std"]), a["best_test"],
+                     report.pm(a["valid_mean"], a["valid_std"]), ops.get("skip"), ops.get("none"), ops.get("pool"),
+                     ops.get("param_free"), a["search_seconds_mean"], paper.get(algo, "–")])
+    header = ["algorithm", "seeds", f"{t['dataset']} test % (table) mean ± std", "best", "valid %", "skip", "none", "pool",
+              "param-free of 6", "search s / run", "paper (200-epoch NB201)"]
+    pl = f.get("pipeline") or {}
+    budget = f.get("budget_minutes")
+    wall = pl.get("wall_seconds")
+    timing = (f"Whole benchmark (`{pl.get('command', '')}`): {wall / 60:.1f} min wall"
+              + (f" (budget {budget:.0f} min: {'within' if wall / 60 <= budget else 'OVER'})" if budget else "")
+              + f", load average before/after {pl.get('load_average_before')} / {pl.get('load_average_after')}."
+              if wall else "Pipeline not rerun for this table (outputs reused).")
+    lines = [f"Search: {s['space']}, K={s['k_samples']} (rome, random), "
+             f"{s['epochs']} epochs x {s['steps_per_epoch']} steps, "
+             f"batch {s['batch_size']}, {s['layers']} cell(s) per stage, {s['init_channels']} channels, "
+             f"data {s['data']['dataset']} subset {s['data']['subset']}, seeds {s['seeds']}. "
+             f"Table `{Path(t['path']).name}` ({t['n_archs']} cells): best {t['best_test']:.2f}, mean {t['mean_test']:.2f}, "
+             f"all-skip cell {report.fmt(t['all_skip_test'])}.", "",
+             report.markdown_table(header, rows), "", timing, "", report.provenance_line(doc)]
+    return "\n".join(lines)
+
+
+def plot(doc: dict[str, Any], path: Path) -> Path:
+    f = doc["figures"]
+    series: dict[str, list[list[float]]] = {}
+    for r in f["runs"]:
+        series.setdefault(r["algorithm"], []).append(r["curve_test"])
+    epochs = max(len(r["curve_test"]) for r in f["runs"])
+    x = list(range(1, epochs + 1))
+    t = f["table"]
+    refs = {f"table best {t['best_test']:.1f}": t["best_test"], f"table mean {t['mean_test']:.1f}": t["mean_test"]}
+    if t.get("all_skip_test") is not None:
+        refs[f"all-skip {t['all_skip_test']:.1f}"] = t["all_skip_test"]
+    panel = plots.Panel(f"NAS-Bench-201: derived cell after each epoch ({t['dataset']})",
+                        f"{t['dataset']} test % ({Path(t['path']).name})", x, series, refs)
+    return plots.curves([panel], path)
+
+
+# ----------------------------------------------------------------------------- command
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    pipeline.add_arguments(p, NAME, CONFIGS)
+
+
+def main(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Path:
+    return pipeline.run_benchmark(NAME, args, argv, collect, table_markdown, plot, CONFIGS, BUDGET_MINUTES, PAPER)

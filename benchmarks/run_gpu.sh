@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Benchmark 1 on a GPU at the paper's setting (batch 64, 8 cells, 16 channels, 32x32), in one go:
+# torch.cuda.max_memory_allocated and CUDA-event timings for DARTS, GDAS, ROME K=1 and K=7, each in a
+# fresh process. Writes benchmarks/results/memory_cuda.json and its table in benchmarks/README.md.
+# A few minutes on an H100. Usage: benchmarks/run_gpu.sh [extra `python -m benchmarks memory` options]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+export WANDB_MODE=disabled WANDB_SILENT=true
+"$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device visible to torch')"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+"$PY" -m benchmarks memory --device cuda --warmup 2 --repeats 5 "$@"

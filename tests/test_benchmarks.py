@@ -1,0 +1,293 @@
+"""Benchmark code paths at toy size: result documents, README splicing, ratios and targets, the memory
+measurement, and the readers/tables/plots of the pipeline benchmarks on real (smoke-sized) stage outputs.
+No timing is ever asserted."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+# benchmarks/ is a top-level package beside src/ (run as `python -m benchmarks` from the root), not installed
+sys.path.insert(0, str(REPO))
+
+from benchmarks import collapse, memory, nb201, pipeline, report  # noqa: E402
+from benchmarks.__main__ import main as bench_main  # noqa: E402
+from conftest import smoke  # noqa: E402
+from rome.errors import RomeError  # noqa: E402
+from rome.paths import stage_dir  # noqa: E402
+from rome.spaces.ops import NB201_OPS  # noqa: E402
+from rome.stages import aggregate, derive, evaluate, prepare, search, train  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def test_splice_replaces_only_between_markers() -> None:
+    text = "# Title\n\nintro\n"
+    once = report.splice(text, "x", "| a |")
+    assert once.startswith("# Title\n\nintro\n") and "<!-- bench:x:begin -->\n| a |\n<!-- bench:x:end -->" in once
+    twice = report.splice(once + "\nafter\n", "x", "| b |")
+    assert "| a |" not in twice and "| b |" in twice and twice.rstrip().endswith("after")
+    assert report.splice(twice, "y", "other").count("bench:x:begin") == 1
+
+
+def test_splice_refuses_broken_markers() -> None:
+    begin, end = report.markers("x")
+    with pytest.raises(RomeError, match="markers"):
+        report.splice(f"{end}\n{begin}\n", "x", "body")
+
+
+def test_result_document_fields_and_roundtrip(tmp_path: Path) -> None:
+    doc = report.result_document("demo", "python -m benchmarks demo", {"a": 1}, {"b": 2})
+    for field in report.REQUIRED_FIELDS:
+        assert field in doc
+    assert doc["machine"]["hostname"] and "torch" in doc["machine"]
+    assert "commit" in doc["git"]
+    path = report.write_result(doc, tmp_path / "demo.json")
+    assert report.load_result(path)["figures"] == {"a": 1}
+    del doc["paper"]
+    with pytest.raises(RomeError, match="paper"):
+        report.write_result(doc, tmp_path / "bad.json")
+
+
+def test_command_line_and_formatting() -> None:
+    assert report.command_line("memory", ["memory", "--batch", "8"]) == "python -m benchmarks memory --batch 8"
+    assert report.command_line("nb201", ["--scale", "paper"]) == "python -m benchmarks nb201 --scale paper"
+    assert report.pm(1.234, 0.5) == "1.23 ± 0.50" and report.pm(float("nan"), 0.0) == "–"
+    assert report.mean_std([1.0, 3.0]) == (2.0, pytest.approx(2 ** 0.5))
+    assert report.mean_std([4.0]) == (4.0, 0.0)
+    table = report.markdown_table(["a", "b"], [[1, None], [0.5, "x"]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | – |", "| 0.50 | x |"]
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def _row(label: str, saved: int, rss: float, secs: float) -> dict:
+    cfg = memory.parse_config(label)
+    return {"label": cfg["label"], "algorithm": cfg["algorithm"], "k_samples": cfg["k_samples"], "saved_bytes": saved,
+            "saved_mb": round(saved / 2**20, 1), "rss_delta_mb": rss, "seconds_per_iteration": secs}
+
+
+def test_ratios_use_exact_bytes_and_judge_targets() -> None:
+    rows = [_row("darts", 1000 * 2**20, 800.0, 10.0), _row("gdas", 300 * 2**20, 400.0, 2.0),
+            _row("rome:1", 200 * 2**20, 350.0, 1.0), _row("rome:7", 200 * 2**20 + 1, 380.0, 7.0)]
+    metrics = memory.metrics_for("cpu")
+    memory.add_ratios(rows, metrics)
+    rome1 = rows[2]
+    assert rome1["saved_mb_vs_darts"] == 0.2 and rome1["saved_mb_vs_gdas"] == pytest.approx(0.667, abs=1e-3)
+    assert rome1["seconds_vs_darts"] == 0.1 and rows[0]["saved_mb_vs_darts"] == 1.0
+    checks = memory.check_targets(rows, metrics)
+    assert {c["config"] for c in checks} == {"rome:1", "rome:7"}  # only ROME rows are judged
+    by = {(c["config"], c["metric"], c["reference"]): c for c in checks}
+    assert by[("rome:1", "saved_mb", "darts")]["met"] is True
+    assert by[("rome:1", "saved_mb", "gdas")]["met"] is True
+    assert by[("rome:1", "rss_delta_mb", "darts")]["met"] is False  # 350 / 800 = 0.44 > 0.25
+    assert by[("rome:1", "rss_delta_mb", "gdas")]["ratio"] == 0.875
+
+
+def test_ratios_without_reference_are_none() -> None:
+    rows = [_row("rome:1", 10, 1.0, 1.0)]
+    memory.add_ratios(rows, ["saved_mb"])
+    assert rows[0]["saved_mb_vs_darts"] is None
+    assert memory.check_targets(rows, ["saved_mb"])[0]["met"] is None
+
+
+def test_parse_config() -> None:
+    assert memory.parse_config("rome:7") == {"label": "rome:7", "algorithm": "rome", "k_samples": 7}
+    assert memory.parse_config("gdas") == {"label": "gdas", "algorithm": "gdas", "k_samples": 1}
+    with pytest.raises(ValueError, match="unknown configuration"):
+        memory.parse_config("pcdarts")
+
+
+def test_measure_toy_orders_memory_by_executed_ops() -> None:
+    """DARTS runs every op, GDAS one per edge (14), ROME 8 edges: the saved activations follow."""
+    sizes = dict(layers=3, init_channels=2, batch_size=2, resolution=8, warmup=1, repeats=1)
+    got = {c: memory.measure(memory.parse_config(c), **sizes) for c in ("darts", "gdas", "rome:1", "rome:2")}
+    assert got["rome:1"]["saved_bytes"] < got["gdas"]["saved_bytes"] < got["darts"]["saved_bytes"]
+    assert got["rome:2"]["k_samples"] == 2 and got["gdas"]["k_samples"] == 1
+    for row in got.values():
+        assert row["saved_passes"] == 2 * row["k_samples"] * 2 or row["algorithm"] != "rome"  # (warm-up + 1) x 2 steps x K
+        assert row["saved_min_mb"] <= row["saved_mean_mb"] <= row["saved_mb"]
+        assert row["timer"] == "perf_counter" and row["seconds_per_iteration"] > 0 and row["rss_peak_mb"] > 0
+        assert "cuda_peak_mb" not in row
+    base = memory.measure(memory.parse_config("baseline"), **sizes)
+    assert "saved_bytes" not in base and base["rss_peak_mb"] > 0
+
+
+def test_memory_table_lists_rows_targets_and_paper() -> None:
+    rows = [_row("darts", 1000 * 2**20, 800.0, 10.0), _row("gdas", 300 * 2**20, 400.0, 2.0),
+            _row("rome:1", 200 * 2**20, 350.0, 1.0)]
+    metrics = memory.metrics_for("cpu")
+    memory.add_ratios(rows, metrics)
+    figures = {"device": "cpu", "settings": {"space": "darts", "batch_size": 64, "layers": 8, "init_channels": 16,
+                                              "resolution": 32, "warmup": 1, "repeats": 3},
+               "baseline_rss_mb": 700.0, "rows": rows, "targets": memory.check_targets(rows, metrics),
+               "memory_metrics": metrics}
+    doc = report.result_document("memory", "python -m benchmarks memory", figures, memory.PAPER)
+    text = memory.table(doc)
+    assert "| rome:1 | 1 | 200.0 | 350.0 | – | 0.200 | 0.438 |" in text
+    assert "| darts | 1 |" in text and "9.4" in text and "2.3" in text
+    assert "met" in text and "missed" in text and "commit" in text
+
+
+def test_memory_command_rejects_bad_config(capsys: pytest.CaptureFixture) -> None:
+    assert bench_main(["memory", "--configs", "darts,foo", "--no-readme"]) == 2
+    assert "unknown configuration 'foo'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- pipeline benchmarks
+
+
+def _synthetic_nb201_table(path: Path) -> Path:
+    """Every NB201 cell with a made-up accuracy: 50 + 5 per conv edge + a small index-dependent part."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index", "arch", "cifar10_valid", "cifar10_test"])
+        for i, ops in enumerate(itertools.product(list(NB201_OPS), repeat=6)):
+            arch = f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|"
+            acc = 50 + 5 * sum("conv" in o for o in ops) + (i % 7) / 10
+            w.writerow([i, arch, round(acc - 1, 3), round(acc, 3)])
+    return path
+
+
+def _run_stages(params: dict, stages: tuple[str, ...]) -> None:
+    modules = {"search": search, "derive": derive, "train": train, "evaluate": evaluate}
+    for run in aggregate.sweep_runs(params):
+        for stage in stages:
+            modules[stage].run(run, stage_dir(run, stage), None)
+
+
+@pytest.fixture(scope="module")
+def nb201_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A smoke-sized NB201 sweep (2 algorithms x 2 seeds) through every stage, in-process."""
+    root = tmp_path_factory.mktemp("nb201bench")
+    table = _synthetic_nb201_table(root / "table.csv")
+    params = smoke(root / "results", "search.space=nb201", "search.layers=1", "search.k_samples=2",
+                   f"evaluate.benchmark_table={table}", "sweep.spaces=[nb201]", "sweep.algorithms=[rome, random]",
+                   "sweep.seeds=[0, 1]", "train.auxiliary_weight=0", "train.layers=1")
+    prepare.run(params, stage_dir(params, "prepare"))
+    _run_stages(params, ("search", "derive", "train", "evaluate"))
+    aggregate.run(params, stage_dir(params, "aggregate"))
+    return params
+
+
+def test_arch_from_flat_and_op_counts() -> None:
+    flat = [["nor_conv_3x3", 0], ["skip_connect", 0], ["none", 1], ["avg_pool_3x3", 0], ["skip_connect", 1],
+            ["nor_conv_1x1", 2]]
+    arch = nb201.arch_from_flat(flat)
+    assert arch == "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|skip_connect~1|nor_conv_1x1~2|"
+    assert nb201.op_counts(arch) == {"skip": 2, "none": 1, "pool": 1, "param_free": 4, "edges": 6}
+    with pytest.raises(RomeError, match="triangular"):
+        nb201.arch_from_flat(flat[:4])
+
+
+def test_nb201_collect_reads_the_pipeline(nb201_sweep: dict) -> None:
+    figures = nb201.collect(nb201_sweep)
+    assert set(figures["algorithms"]) == {"rome", "random"}
+    assert len(figures["runs"]) == 4
+    table = nb201.Table(nb201_sweep["evaluate"]["benchmark_table"], "cifar10")
+    for r in figures["runs"]:
+        assert r["test"] == table.test(r["arch"])  # the evaluate stage's lookup is the table's value
+        assert len(r["curve_test"]) == nb201_sweep["search"]["epochs"]
+        assert r["curve_test"][-1] == r["test"]  # the last epoch's cell is the derived cell
+        assert r["ops"]["edges"] == 6
+    rome = figures["algorithms"]["rome"]
+    tests = [r["test"] for r in figures["runs"] if r["algorithm"] == "rome"]
+    assert rome["n_seeds"] == 2 and rome["test_mean"] == pytest.approx(sum(tests) / 2, abs=1e-3)
+    all_skip = [i for i, ops in enumerate(itertools.product(list(NB201_OPS), repeat=6)) if set(ops) == {"skip_connect"}]
+    assert figures["table"]["n_archs"] == 5 ** 6 and figures["table"]["all_skip_test"] == 50.0 + (all_skip[0] % 7) / 10
+
+
+def test_nb201_detects_a_stale_aggregate(nb201_sweep: dict, tmp_path: Path) -> None:
+    figures = nb201.collect(nb201_sweep)
+    agg = json.loads((stage_dir(nb201_sweep, "aggregate") / "metrics.json").read_text())
+    agg["mnist5k/nb201/rome"]["nb201_cifar10_test_mean"] += 1.0
+    with pytest.raises(RomeError, match="rerun the aggregate"):
+        nb201.check_against_aggregate(figures["algorithms"], agg, nb201_sweep)
+
+
+def test_nb201_table_and_plot(nb201_sweep: dict, tmp_path: Path) -> None:
+    figures = nb201.collect(nb201_sweep)
+    figures["pipeline"] = {"command": "snakemake ...", "wall_seconds": 600.0, "load_average_before": [1.0],
+                           "load_average_after": [2.0]}
+    figures["budget_minutes"] = 45.0
+    doc = report.result_document("nb201", "python -m benchmarks nb201", figures, nb201.PAPER)
+    text = nb201.table_markdown(doc)
+    assert "| rome | 2 |" in text and "| random | 2 |" in text and "93.61 ± 0.09" not in text.split("| random")[1]
+    assert "10.0 min wall (budget 45 min: within)" in text
+    png = nb201.plot(doc, tmp_path / "nb201.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_benchmark_no_run_writes_result(nb201_sweep: dict, tmp_path: Path) -> None:
+    import yaml
+
+    config = tmp_path / "nb201.yaml"
+    config.write_text(yaml.safe_dump({k: v for k, v in nb201_sweep.items()}))
+    args = argparse.Namespace(scale="cpu", config=config, cores=1, threads_per_job=1, reuse=True, no_run=True,
+                              out=tmp_path / "out.json", no_readme=True)
+    out = nb201.main(args, ["nb201", "--no-run"])
+    doc = report.load_result(out)
+    assert doc["benchmark"] == "nb201" and doc["figures"]["pipeline"] is None
+    assert doc["figures"]["algorithms"]["random"]["n_seeds"] == 2
+
+
+def test_work_root_must_be_under_benchmarks_work(tmp_path: Path) -> None:
+    with pytest.raises(RomeError, match="must lie under"):
+        pipeline.work_root({"results_dir": str(tmp_path / "results")})
+    inside = pipeline.work_root({"results_dir": "benchmarks/.work/x/results"})
+    assert inside == report.BENCH_DIR / ".work" / "x"
+
+
+def test_snakemake_command_passes_configfile_and_until() -> None:
+    cmd = pipeline.snakemake_command(Path("benchmarks/configs/collapse.yaml"), 2, until="derive")
+    assert cmd[1:5] == ["--cores", "2", "--configfile", "benchmarks/configs/collapse.yaml"]
+    assert cmd[-2:] == ["--until", "derive"]
+
+
+def test_bench_configs_resolve_to_their_presets() -> None:
+    for scale, config in nb201.CONFIGS.items():
+        p = pipeline.resolved(config)
+        assert p["preset"] == "nb201_bench" and p["search"]["space"] == "nb201" and p["evaluate"]["benchmark_table"]
+        assert set(p["sweep"]["algorithms"]) == {"rome", "gdas", "darts", "random"} and len(p["sweep"]["seeds"]) >= 3
+        assert pipeline.work_root(p).parent == report.BENCH_DIR / ".work"
+    for scale, config in collapse.CONFIGS.items():
+        p = pipeline.resolved(config)
+        assert p["preset"] == "collapse_bench" and p["sweep"]["spaces"] == ["s2", "s3"]
+        assert set(p["sweep"]["algorithms"]) == {"darts", "gdas", "rome"} and len(p["sweep"]["seeds"]) >= 3
+
+
+@pytest.fixture(scope="module")
+def collapse_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("collapsebench")
+    params = smoke(root / "results", "search.space=s2", "sweep.spaces=[s2]", "sweep.algorithms=[gdas, rome]",
+                   "sweep.seeds=[0]")
+    prepare.run(params, stage_dir(params, "prepare"))
+    _run_stages(params, ("search", "derive"))
+    return params
+
+
+def test_collapse_collect_table_and_plot(collapse_sweep: dict, tmp_path: Path) -> None:
+    figures = collapse.collect(collapse_sweep)
+    assert [(s["space"], s["algorithm"]) for s in figures["summary"]] == [("s2", "gdas"), ("s2", "rome")]
+    for r in figures["runs"]:
+        assert 0 <= r["param_free_normal"] <= 8 and len(r["curve"]) == collapse_sweep["search"]["epochs"]
+        assert r["curve"][-1] == r["param_free_normal"]
+        assert len(r["normal"]) == 8
+    gdas = figures["summary"][0]
+    assert gdas["paper"] == 6.0 and gdas["per_seed"] == [figures["runs"][0]["param_free_normal"]]
+    figures["pipeline"] = None
+    doc = report.result_document("collapse", "python -m benchmarks collapse", figures, collapse.PAPER)
+    text = collapse.table_markdown(doc)
+    assert "| S2 | gdas | 1 |" in text and "| S2 | rome | 1 |" in text and "not rerun" in text
+    png = collapse.plot(doc, tmp_path / "collapse.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
