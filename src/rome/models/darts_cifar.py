@@ -27,7 +27,24 @@ def darts_genotype(genotype: Any, name: str) -> Genotype:
     return g
 
 
-class DartsCifarNet(EvalNetwork):
+class DartsNetwork(EvalNetwork):
+    """What the CIFAR and ImageNet DARTS networks share after their stems: the cell stack, the
+    auxiliary head at 2/3 depth (training mode only) and the classifier."""
+
+    def cells_and_head(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == self.aux_index and self.auxiliary_head is not None and self.training:
+                aux = self.auxiliary_head(s1)
+        out = torch.flatten(self.global_pool(s1), 1)
+        if self.drop_rate > 0:
+            out = nn.functional.dropout(out, self.drop_rate, self.training)
+        logits = self.classifier(out)
+        return (logits, aux) if aux is not None else logits
+
+
+class DartsCifarNet(DartsNetwork):
     """Stem conv3x3 -> 3C + BN, ``layers`` cells (reductions at layers//3, 2*layers//3), GAP, linear.
 
     Forward: in training mode with ``auxiliary=True`` it returns ``(logits, aux_logits)`` (the
@@ -55,16 +72,7 @@ class DartsCifarNet(EvalNetwork):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         s0 = s1 = self.stem(x)
-        aux = None
-        for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
-            if i == self.aux_index and self.auxiliary_head is not None and self.training:
-                aux = self.auxiliary_head(s1)
-        out = torch.flatten(self.global_pool(s1), 1)
-        if self.drop_rate > 0:
-            out = nn.functional.dropout(out, self.drop_rate, self.training)
-        logits = self.classifier(out)
-        return (logits, aux) if aux is not None else logits
+        return self.cells_and_head(s0, s1)
 
 
 @register_model

@@ -8,12 +8,12 @@ import torch
 import torch.nn as nn
 from timm.models import register_model
 
-from rome.models.base import EvalNetwork, entrypoint_kwargs
+from rome.models.base import entrypoint_kwargs
 from rome.models.cells import AuxiliaryHead, build_cell_stack
-from rome.models.darts_cifar import darts_genotype, reduction_layers
+from rome.models.darts_cifar import DartsNetwork, darts_genotype, reduction_layers
 
 
-class DartsImageNetNet(EvalNetwork):
+class DartsImageNetNet(DartsNetwork):
     """Three stride-2 stem convs (C/2, C, then C), 14 cells at C = 48 (reductions at 1/3, 2/3), GAP, linear.
 
     The first cell treats its inputs as reduced (factorized-reduce preprocessing), as in DARTS. The
@@ -47,16 +47,7 @@ class DartsImageNetNet(EvalNetwork):
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         s0 = self.stem0(x)
         s1 = self.stem1(s0)
-        aux = None
-        for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
-            if i == self.aux_index and self.auxiliary_head is not None and self.training:
-                aux = self.auxiliary_head(s1)
-        out = torch.flatten(self.global_pool(s1), 1)
-        if self.drop_rate > 0:
-            out = nn.functional.dropout(out, self.drop_rate, self.training)
-        logits = self.classifier(out)
-        return (logits, aux) if aux is not None else logits
+        return self.cells_and_head(s0, s1)
 
 
 @register_model
