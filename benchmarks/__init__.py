@@ -13,3 +13,8 @@ BENCHMARKS = {
     "nb201": "benchmarks.nb201",
     "collapse": "benchmarks.collapse",
 }
+HELP = {
+    "memory": "search memory and s/iteration: DARTS, GDAS, ROME K=1/K=7 (CPU or GPU)",
+    "nb201": "search quality on NAS-Bench-201 through the Snakemake pipeline",
+    "collapse": "parameter-free ops in the derived normal cell on R-DARTS S2/S3",
+}

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from benchmarks import BENCHMARKS
+from benchmarks import BENCHMARKS, HELP
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,8 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, module_name in BENCHMARKS.items():
         # only the selected benchmark's module is imported (torch imports are slow)
         module = importlib.import_module(module_name) if name == selected else None
-        doc = (module.__doc__ or "").strip().splitlines()[0] if module else name
-        p = sub.add_parser(name, help=doc, description=doc)
+        doc = (module.__doc__ or "").strip().splitlines()[0] if module else HELP[name]
+        p = sub.add_parser(name, help=HELP[name], description=doc)
         if module is not None:
             module.add_arguments(p)
     args = parser.parse_args(argv)

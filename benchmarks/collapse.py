@@ -44,7 +44,6 @@ def run_figures(run: dict[str, Any]) -> dict[str, Any]:
     return {
         "space": run["search"]["space"], "algorithm": run["search"]["algorithm"], "seed": run["seed"],
         "param_free_normal": final, "curve": curve, "normal": geno.get("genotype", {}).get("normal"),
-        "final_val_acc": history[-1]["val_acc"] if history else None,
         "search_seconds": pipeline.read_search(run).get("seconds"),
     }
 

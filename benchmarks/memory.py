@@ -189,8 +189,8 @@ def measure(config: dict[str, Any], *, space: str = "darts", layers: int = 8, in
         out["cuda_reserved_mb"] = round(torch.cuda.max_memory_reserved(dev) / 2**20, 1)
     # Peak RSS is read BEFORE any saved-tensor hook runs: a pack hook that returns the tensor itself
     # puts every output a node saves into a reference cycle (tensor -> grad_fn -> tensor), freed only
-    # by the cyclic garbage collector, which inflates the RSS (measured: ROME K=7 +5.2 GB instead
-    # of +1.7 GB). The meter then replays the same draws (same sample generator state) untimed.
+    # by the cyclic garbage collector, which inflates the RSS (measured at the paper's setting: ROME
+    # K=7 +5.2 GB with the hooks on, +1.5 GB without). The meter then replays the same draws untimed.
     out["rss_peak_mb"] = _rss_mb()
     gen.manual_seed(seed + 1)
     with PassMeter(model, list(model.parameters()) + list(algo.arch.parameters())) as meter:

@@ -113,7 +113,7 @@ def run_figures(run: dict[str, Any], table: Table) -> dict[str, Any]:
         "algorithm": run["search"]["algorithm"], "seed": run["seed"], "arch": arch,
         "test": metrics[key], "valid": metrics.get(f"nb201_{dataset}_valid"), "index": metrics.get("nb201_index"),
         "ops": op_counts(arch), "search_seconds": pipeline.read_search(run).get("seconds"),
-        "final_val_acc": history[-1]["val_acc"], "curve_test": curve,
+        "curve_test": curve,
     }
 
 
@@ -128,6 +128,7 @@ def summarize(rows: list[dict[str, Any]], algorithms: Sequence[str]) -> dict[str
             "test_mean": round(test_m, 3), "test_std": round(test_s, 3),
             "valid_mean": round(valid_m, 3), "valid_std": round(valid_s, 3),
             "best_test": max(r["test"] for r in group) if group else None,
+            "per_seed_test": [r["test"] for r in sorted(group, key=lambda r: r["seed"])],
             "ops_mean": {k: round(statistics.fmean(r["ops"][k] for r in group), 2) for k in (*OP_GROUPS, "param_free")}
             if group else {},
             "search_seconds_mean": round(statistics.fmean(r["search_seconds"] for r in group), 1) if group else None,
@@ -177,10 +178,11 @@ def table_markdown(doc: dict[str, Any]) -> str:
     rows = []
     for algo, a in f["algorithms"].items():
         ops = a["ops_mean"]
-        rows.append([algo, a["n_seeds"], report.pm(a["test_mean"], a["test_std"]), a["best_test"],
+        rows.append([algo, a["n_seeds"], report.pm(a["test_mean"], a["test_std"]),
+                     ", ".join(f"{v:.2f}" for v in a["per_seed_test"]),
                      report.pm(a["valid_mean"], a["valid_std"]), ops.get("skip"), ops.get("none"), ops.get("pool"),
                      ops.get("param_free"), a["search_seconds_mean"], paper.get(algo, "–")])
-    header = ["algorithm", "seeds", f"{t['dataset']} test % (table) mean ± std", "best", "valid %", "skip", "none", "pool",
+    header = ["algorithm", "seeds", f"{t['dataset']} test % (table) mean ± std", "per seed", "valid %", "skip", "none", "pool",
               "param-free of 6", "search s / run", "paper (200-epoch NB201)"]
     pl = f.get("pipeline") or {}
     budget = f.get("budget_minutes")
