@@ -2,15 +2,18 @@
 # `--set` flags that pin one run (the same flags dvc.yaml passes).
 from snakemake.utils import validate
 
-from rome.config import resolve, schema_path
+from rome.config import read_params_file, resolve, schema_path
 from rome.paths import stage_dir
 
 # `snakemake --configfile other.yaml` runs another params file: the rules pass it on to rome.
 PARAMS_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "params.yaml"
 PARAMS_FLAG = "" if PARAMS_FILE == "params.yaml" else f"--params {PARAMS_FILE} "
 
-validate(config, str(schema_path()))
-PARAMS = resolve(config, source=PARAMS_FILE)
+# Snakemake merges --configfile over params.yaml; the rome calls read PARAMS_FILE alone, so the
+# graph must be built from that file alone too (else keys only params.yaml sets leak into it).
+RUN_CONFIG = config if PARAMS_FILE == "params.yaml" else read_params_file(PARAMS_FILE)
+validate(RUN_CONFIG, str(schema_path()))
+PARAMS = resolve(RUN_CONFIG, source=PARAMS_FILE)
 SWEEP = PARAMS["sweep"]
 RESULTS = PARAMS["results_dir"]
 RUN = f"{RESULTS}/{{dataset}}/{{space}}/{{algorithm}}/seed{{seed}}"
