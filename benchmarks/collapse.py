@@ -82,11 +82,7 @@ def table_markdown(doc: dict[str, Any]) -> str:
     header = ["space", "algorithm", "seeds", f"param-free ops of {NORMAL_ENTRIES} (mean ± std)", "per seed", "paper",
               "search s / run"]
     pl = f.get("pipeline") or {}
-    wall, budget = pl.get("wall_seconds"), f.get("budget_minutes")
-    timing = (f"Whole benchmark (`{pl.get('command', '')}`): {wall / 60:.1f} min wall"
-              + (f" (budget {budget:.0f} min: {'within' if wall / 60 <= budget else 'OVER'})" if budget else "")
-              + f", load average before/after {pl.get('load_average_before')} / {pl.get('load_average_after')}."
-              if wall else "Pipeline not rerun for this table (outputs reused).")
+    timing = report.timing_line(pl, f.get("budget_minutes"))
     d = s["data"]
     lines = [f"Search: {s['layers']} cells, {s['init_channels']} channels, batch {s['batch_size']}, {s['epochs']} epochs x "
              f"{s['steps_per_epoch']} steps, ROME K={s['k_samples']}, data {d['dataset']} resized to {d['resize']} "

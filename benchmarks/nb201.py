@@ -185,12 +185,7 @@ def table_markdown(doc: dict[str, Any]) -> str:
     header = ["algorithm", "seeds", f"{t['dataset']} test % (table) mean ± std", "per seed", "valid %", "skip", "none", "pool",
               "param-free of 6", "search s / run", "paper (200-epoch NB201)"]
     pl = f.get("pipeline") or {}
-    budget = f.get("budget_minutes")
-    wall = pl.get("wall_seconds")
-    timing = (f"Whole benchmark (`{pl.get('command', '')}`): {wall / 60:.1f} min wall"
-              + (f" (budget {budget:.0f} min: {'within' if wall / 60 <= budget else 'OVER'})" if budget else "")
-              + f", load average before/after {pl.get('load_average_before')} / {pl.get('load_average_after')}."
-              if wall else "Pipeline not rerun for this table (outputs reused).")
+    timing = report.timing_line(pl, f.get("budget_minutes"))
     lines = [f"Search: {s['space']}, K={s['k_samples']} (rome, random), "
              f"{s['epochs']} epochs x {s['steps_per_epoch']} steps, "
              f"batch {s['batch_size']}, {s['layers']} cell(s) per stage, {s['init_channels']} channels, "

@@ -151,3 +151,13 @@ def splice(text: str, key: str, body: str) -> str:
 def update_readme(key: str, body: str, readme: Path = README) -> Path:
     text = readme.read_text() if readme.is_file() else "# Benchmarks\n"
     return write_text(readme, splice(text, key, body))
+
+
+def timing_line(pipeline: dict[str, Any], budget_minutes: float | None) -> str:
+    """The wall time of a pipeline benchmark against its budget, with the machine's load around it."""
+    wall = pipeline.get("wall_seconds")
+    if not wall:
+        return "Pipeline not rerun for this table (outputs reused)."
+    verdict = f" (budget {budget_minutes:.0f} min: {'within' if wall / 60 <= budget_minutes else 'OVER'})" if budget_minutes else ""
+    return (f"Whole benchmark (`{pipeline.get('command', '')}`): {wall / 60:.1f} min wall{verdict}, load average "
+            f"before/after {pipeline.get('load_average_before')} / {pipeline.get('load_average_after')}.")

@@ -8,18 +8,14 @@ import argparse
 import csv
 import itertools
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 
-# benchmarks/ is a top-level package beside src/ (run as `python -m benchmarks` from the root), not installed
-sys.path.insert(0, str(REPO))
-
-from benchmarks import collapse, memory, nb201, pipeline, report  # noqa: E402
-from benchmarks.__main__ import main as bench_main  # noqa: E402
+# benchmarks/ is a top-level package beside src/ (pytest's pythonpath = ["."] makes it importable)
+from benchmarks import collapse, memory, nb201, pipeline, report
+from benchmarks.__main__ import main as bench_main
 from conftest import smoke  # noqa: E402
 from rome.errors import RomeError  # noqa: E402
 from rome.paths import stage_dir  # noqa: E402
