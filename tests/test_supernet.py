@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from rome.search.algorithms import SearchAlgorithm
-from rome.search.loop import arch_gradients, weight_gradients
+from rome.search.step import arch_gradients, weight_gradients
 from rome.search.supernet import CellPath, build_supernet, cell_modules
 from rome.spaces import get_space
 
