@@ -18,7 +18,7 @@ import networkx as nx  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from rome.artifacts import write_bytes  # noqa: E402
-from rome.genotype import DARTS_INPUTS, ENTRIES_PER_NODE, AnyGenotype, Genotype, NB201Genotype  # noqa: E402
+from rome.genotype.types import DARTS_INPUTS, ENTRIES_PER_NODE, AnyGenotype, Genotype, NB201Genotype  # noqa: E402
 from rome.spaces.ops import PARAMETER_FREE_OPS  # noqa: E402
 
 PARAM_FREE_COLOUR = "#d62728"  # parameter-free ops stand out: they are what a collapsed cell fills up with

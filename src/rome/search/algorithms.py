@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rome.errors import RomeError
-from rome.genotype import CellSearchSpace, derivation_rule, derive_cell
+from rome.genotype.derivation import CellSearchSpace, derivation_rule, derive_cell
 from rome.search.sampling import gumbel_max, gumbel_noise, gumbel_topk
 from rome.search.supernet import CellPath
 from rome.spaces import SearchSpace
@@ -248,7 +248,7 @@ class SearchAlgorithm:
     def derived_cells(self) -> dict[str, list[list[tuple[str, int]]]]:
         """Per cell type and node, the kept (op, source state) entries: exactly what ``rome derive`` will write.
 
-        ``rome.genotype.derive_cell`` does the work, so the per-epoch genotype of the history and the
+        ``rome.genotype.derivation.derive_cell`` does the work, so the per-epoch genotype of the history and the
         final genotype.json can never disagree: top-k beta (v2) / best pair (v1) with beta; DARTS's or
         GDAS's rule without; every edge on NAS-Bench-201; never 'none' in DARTS-style cells.
         """

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rome.errors import RomeError
+from rome.genotype.types import count_param_free
 from rome.precision import bf16_autocast
 from rome.reproducibility import rng_state, set_rng_state
 from rome.search.algorithms import SearchAlgorithm, build_algorithm
@@ -42,7 +43,6 @@ from rome.search.sampling import linear_tau
 from rome.search.step import OptimizerSettings, StepParts, build_step_parts, search_step
 from rome.search.supernet import CellPath, build_supernet
 from rome.spaces import SearchSpace, get_space
-from rome.spaces.ops import PARAMETER_FREE_OPS
 
 # offsets of the seeds of the run's private generators (any fixed distinct values do)
 ARCH_INIT_SEED, SAMPLE_SEED, TRAIN_ORDER_SEED, VAL_ORDER_SEED = 1, 2, 3, 4
@@ -192,10 +192,6 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def n_param_free(genotype: dict[str, list[tuple[str, int]]], cell_type: str = "normal") -> int:
-    return sum(op in PARAMETER_FREE_OPS for op, _ in genotype.get(cell_type, []))
-
-
 # ----------------------------------------------------------------------------- the run
 
 
@@ -272,7 +268,7 @@ def run_search(params: dict[str, Any], data: SearchData, checkpoint_dir: Path | 
             "val_loss": val_loss, "val_acc": val_acc,
             "alpha": probs["alpha"], "beta": probs["beta"],
             "genotype": {ct: [list(e) for e in entries] for ct, entries in geno.items()},
-            "n_param_free_normal": n_param_free(geno),
+            "n_param_free_normal": count_param_free(op for op, _ in geno.get("normal", [])),
             "peak_memory_mb": round(peak_memory_mb(state.device), 1),
             "seconds": round(time.perf_counter() - t0, 3),
         }

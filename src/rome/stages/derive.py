@@ -5,7 +5,7 @@ per cell type and edge, ``edges`` as [src, dst] state indices, ``in_degree`` = i
 keeps, ``provenance``; optional ``pairs`` = [src_a, src_b, dst] per ROME-v1 beta entry, default: the
 input pairs of each node in ``itertools.combinations`` order) and
 ``arch.safetensors`` (``alpha_<cell>`` [edges x ops], ``beta_<cell>`` [edges] or [pairs] for v1).
-The rule (rome / darts / gdas / nb201) follows from what was stored: see ``rome.genotype``.
+The rule (rome / darts / gdas / nb201) follows from what was stored: see ``rome.genotype.derivation``.
 """
 
 from __future__ import annotations
@@ -22,20 +22,16 @@ from safetensors.numpy import load_file
 from rome import tracking
 from rome.artifacts import atomic_dir, check_schema_version, provenance, read_json, write_json, write_text
 from rome.errors import RomeError
-from rome.genotype import (
-    CELL_TYPES,
-    ENTRIES_PER_NODE,
-    GENOTYPE_FILE,
-    AnyGenotype,
+from rome.genotype.derivation import (
     CellSearchSpace,
     cells_to_genotype,
     cells_to_nb201,
     derivation_rule,
     derive_cell,
-    genotype_document,
-    genotype_to_text,
     softmax,
 )
+from rome.genotype.files import GENOTYPE_FILE, genotype_document, genotype_to_text
+from rome.genotype.types import CELL_TYPES, ENTRIES_PER_NODE, AnyGenotype
 from rome.paths import stage_dir
 
 SECTIONS = ["derive"]
