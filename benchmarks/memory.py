@@ -56,11 +56,15 @@ PAPER = {
 
 
 def parse_config(text: str) -> dict[str, Any]:
-    """``darts`` / ``gdas`` / ``rome:7`` / ``random:2`` / ``baseline`` -> algorithm and K."""
+    """``darts`` / ``gdas`` / ``rome:7`` / ``random:2`` / ``baseline`` -> algorithm and K (any registered algorithm)."""
+    from rome.algorithms import ALGORITHMS
+
     name, _, k = text.partition(":")
-    if name not in ("darts", "gdas", "rome", "random", BASELINE):
-        raise ValueError(f"unknown configuration {text!r}; expected darts, gdas, rome:K, random:K or baseline")
-    return {"label": text if name in ("rome", "random") else name, "algorithm": name, "k_samples": int(k) if k else 1}
+    if name not in (*ALGORITHMS, BASELINE):
+        forms = [n if spec.fixed_k is not None else f"{n}:K" for n, spec in ALGORITHMS.items()]
+        raise ValueError(f"unknown configuration {text!r}; expected {', '.join(forms)} or baseline")
+    takes_k = name in ALGORITHMS and ALGORITHMS[name].fixed_k is None
+    return {"label": text if takes_k else name, "algorithm": name, "k_samples": int(k) if k else 1}
 
 
 # ----------------------------------------------------------------------------- one configuration (child process)

@@ -1,6 +1,7 @@
 """Derivation: from the searched alpha (and beta) of one cell type to the kept ``(op, input)`` entries per node.
 
-Rules (``derive_cell``), chosen by what the search stored (``derivation_rule``):
+Rules are registered per name (``register_rule``); ``derivation_rule`` picks one from what the search
+stored and from the space and algorithm registries:
   * ``rome``: per node the k incoming edges with the largest beta (v2), or the pair of inputs with
     the largest beta (v1); on each kept edge the op with the largest alpha, never ``none``.
   * ``darts``: DARTS's rule: edge strength = largest non-``none`` softmax(alpha) weight; the k
@@ -17,13 +18,17 @@ Ties (paper silent; choice): the lowest index wins, for edges (edge order of the
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from rome.algorithms import find_algorithm
 from rome.errors import RomeError
 from rome.genotype.types import DARTS_INPUTS, ENTRIES_PER_NODE, NONE_OP, Entry, Genotype, NB201Genotype
+from rome.spaces import find_space
+
+BETA_RULE = "rome"  # what a stored beta is derived with, whichever algorithm learned (or drew) it
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -74,21 +79,103 @@ def _alpha_row(alpha: np.ndarray, e: int, ops: Sequence[str], where: str) -> np.
     return alpha[e, :len(ops)]
 
 
+@dataclass(frozen=True)
+class CellEvidence:
+    """What a derivation rule reads of one cell: its space, softmax(alpha) per edge, k, beta, v1 pairs."""
+
+    space: CellSearchSpace
+    probs: list[np.ndarray]
+    k: Sequence[int] | None
+    beta: np.ndarray | None
+    pairs: Sequence[tuple[int, ...]] | None
+    where: str
+
+    def best_ops(self, kept: Sequence[int], allow_none: bool = False) -> list[Entry]:
+        """On each kept edge, the op with the largest alpha (``none`` only when allowed)."""
+        return [(self.space.ops[e][best_op(self.probs[e], self.space.ops[e], allow_none, f"{self.where} edge {e}")],
+                 self.space.edges[e][0]) for e in kept]
+
+
+NodeRule = Callable[[CellEvidence, int, int], list[Entry]]
+
+
+@dataclass(frozen=True)
+class DerivationRule:
+    """A rule: per node (index n, state dst) its kept entries; whether it keeps k inputs and reads beta."""
+
+    name: str
+    node: NodeRule
+    uses_in_degree: bool = True
+    needs_beta: bool = False
+
+
+RULES: dict[str, DerivationRule] = {}
+
+
+def register_rule(name: str, *, uses_in_degree: bool = True, needs_beta: bool = False) -> Callable[[NodeRule], NodeRule]:
+    """Register a per-node rule under ``name`` (the value ``derivation_rule`` returns)."""
+    def register(fn: NodeRule) -> NodeRule:
+        RULES[name] = DerivationRule(name, fn, uses_in_degree, needs_beta)
+        return fn
+    return register
+
+
+@register_rule("nb201", uses_in_degree=False)
+def _every_edge(ev: CellEvidence, n: int, dst: int) -> list[Entry]:
+    return ev.best_ops(ev.space.incoming(dst), allow_none=True)
+
+
+@register_rule(BETA_RULE, needs_beta=True)
+def _largest_beta(ev: CellEvidence, n: int, dst: int) -> list[Entry]:
+    assert ev.beta is not None and ev.k is not None
+    inc = ev.space.incoming(dst)
+    if ev.pairs is None:  # v2: one beta per edge, the k largest
+        return ev.best_ops([inc[i] for i in _ranked([ev.beta[e] for e in inc])[:ev.k[n]]])
+    node_pairs = [p for p, sub in enumerate(ev.pairs) if sub[-1] == dst]  # v1: the best input subset
+    if not node_pairs:
+        raise RomeError(f"{ev.where}: pairs list no input subset for node {dst}")
+    *srcs, _ = ev.pairs[node_pairs[_ranked([ev.beta[p] for p in node_pairs])[0]]]
+    by_src = {ev.space.edges[e][0]: e for e in inc}
+    if any(src not in by_src for src in srcs):
+        raise RomeError(f"{ev.where}: pair {list(ev.pairs[node_pairs[0]])} names an input without an edge to {dst}")
+    return ev.best_ops([by_src[src] for src in srcs])
+
+
+@register_rule("darts")
+def _strongest_edges(ev: CellEvidence, n: int, dst: int) -> list[Entry]:
+    assert ev.k is not None
+    inc = ev.space.incoming(dst)
+    strength = [max((p for p, op in zip(ev.probs[e], ev.space.ops[e]) if op != NONE_OP), default=-1.0) for e in inc]
+    return ev.best_ops([inc[i] for i in _ranked(strength)[:ev.k[n]]])
+
+
+@register_rule("gdas")
+def _best_op_input_pairs(ev: CellEvidence, n: int, dst: int) -> list[Entry]:
+    assert ev.k is not None
+    cands = [(float(p), e, o) for e in ev.space.incoming(dst) for o, (p, op) in enumerate(zip(ev.probs[e], ev.space.ops[e]))
+             if op != NONE_OP]
+    top = [cands[i] for i in _ranked([c[0] for c in cands])[:ev.k[n]]]
+    return [(ev.space.ops[e][o], ev.space.edges[e][0]) for _, e, o in top]
+
+
 def derive_cell(space: CellSearchSpace, alpha: np.ndarray, rule: str, k: Sequence[int] | None = None,
                 beta: np.ndarray | None = None, pairs: Sequence[tuple[int, ...]] | None = None,
                 where: str = "cell") -> list[list[Entry]]:
     """Per intermediate node, the kept ``(op, src)`` entries, strongest first.
 
-    ``rule`` is ``rome`` (with ``beta`` per edge, or per input subset ``(src_a, src_b, ..., dst)`` when
-    ``pairs`` is given: ROME-v1), ``darts``,
-    ``gdas`` or ``nb201`` (module docstring). ``k[n]`` = inputs kept by node n (ignored by nb201).
+    ``rule`` names a registered rule (module docstring): ``rome`` (with ``beta`` per edge, or per
+    input subset ``(src_a, src_b, ..., dst)`` when ``pairs`` is given: ROME-v1), ``darts``, ``gdas``
+    or ``nb201``. ``k[n]`` = inputs kept by node n (ignored by nb201).
     """
     alpha = np.asarray(alpha, dtype=np.float64)
     if alpha.ndim != 2 or alpha.shape[0] != len(space.edges):
         raise RomeError(f"{where}: alpha has shape {list(alpha.shape)}: expected [{len(space.edges)} edges, n_ops]")
+    if rule not in RULES:
+        raise ValueError(f"unknown derivation rule {rule!r}")
+    spec = RULES[rule]
     probs = [softmax(_alpha_row(alpha, e, ops, where)) for e, ops in enumerate(space.ops)]
     nodes = space.nodes()
-    if rule != "nb201":
+    if spec.uses_in_degree:
         if k is None or len(k) != len(nodes):
             raise RomeError(f"{where}: in_degree = {None if k is None else list(k)}: expected one entry per node "
                             f"({len(nodes)} nodes)")
@@ -96,50 +183,22 @@ def derive_cell(space: CellSearchSpace, alpha: np.ndarray, rule: str, k: Sequenc
             if not 1 <= k[n] <= len(space.incoming(dst)):
                 raise RomeError(f"{where}: in_degree[{n}] = {k[n]}: expected 1..{len(space.incoming(dst))} "
                                 f"(the node's incoming edges)")
-    if rule in ("rome",) and beta is None:
-        raise RomeError(f"{where}: rule 'rome' needs beta")
-    cells: list[list[Entry]] = []
-    for n, dst in enumerate(nodes):
-        inc = space.incoming(dst)
-        if rule == "nb201":
-            kept = inc
-        elif rule == "rome" and pairs is not None:
-            node_pairs = [p for p, sub in enumerate(pairs) if sub[-1] == dst]
-            if not node_pairs:
-                raise RomeError(f"{where}: pairs list no input subset for node {dst}")
-            *srcs, _ = pairs[node_pairs[_ranked([beta[p] for p in node_pairs])[0]]]
-            by_src = {space.edges[e][0]: e for e in inc}
-            if any(src not in by_src for src in srcs):
-                raise RomeError(f"{where}: pair {list(pairs[node_pairs[0]])} names an input without an edge to {dst}")
-            kept = [by_src[src] for src in srcs]
-        elif rule == "rome":
-            kept = [inc[i] for i in _ranked([beta[e] for e in inc])[:k[n]]]
-        elif rule == "darts":
-            strength = [max((p for p, op in zip(probs[e], space.ops[e]) if op != NONE_OP), default=-1.0) for e in inc]
-            kept = [inc[i] for i in _ranked(strength)[:k[n]]]
-        elif rule == "gdas":
-            cands = [(float(p), e, o) for e in inc for o, (p, op) in enumerate(zip(probs[e], space.ops[e]))
-                     if op != NONE_OP]
-            top = [cands[i] for i in _ranked([c[0] for c in cands])[:k[n]]]
-            cells.append([(space.ops[e][o], space.edges[e][0]) for _, e, o in top])
-            continue
-        else:
-            raise ValueError(f"unknown derivation rule {rule!r}")
-        allow_none = rule == "nb201"
-        cells.append([(space.ops[e][best_op(probs[e], space.ops[e], allow_none, f"{where} edge {e}")], space.edges[e][0])
-                      for e in kept])
-    return cells
+    if spec.needs_beta and beta is None:
+        raise RomeError(f"{where}: rule {rule!r} needs beta")
+    evidence = CellEvidence(space, probs, k, beta, pairs, where)
+    return [spec.node(evidence, n, dst) for n, dst in enumerate(nodes)]
 
 
 def derivation_rule(algorithm: str, space: str, has_beta: bool) -> str:
-    """Which rule fits what the search learned (module docstring)."""
-    if space == "nb201":
-        return "nb201"
+    """Which rule fits what the search learned: the space's own rule (NB201 keeps every edge), else
+    top-beta when beta was stored, else the algorithm's registered rule (DARTS's for one unknown)."""
+    space_spec = find_space(space)
+    if space_spec is not None and space_spec.rule is not None:
+        return space_spec.rule
     if has_beta:
-        return "rome"
-    # Without beta: GDAS keeps its own rule; ROME without topology disentanglement samples like GDAS,
-    # so it is derived like GDAS too (choice); DARTS and random search use the DARTS rule.
-    return "gdas" if algorithm in ("gdas", "rome") else "darts"
+        return BETA_RULE
+    algorithm_spec = find_algorithm(algorithm)
+    return algorithm_spec.rule if algorithm_spec is not None else "darts"
 
 
 def cells_to_genotype(normal: list[list[Entry]], reduce: list[list[Entry]], source: str = "derived") -> Genotype:

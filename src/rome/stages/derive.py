@@ -23,6 +23,8 @@ from rome import tracking
 from rome.artifacts import atomic_dir, check_schema_version, provenance, read_json, write_json, write_text
 from rome.errors import RomeError
 from rome.genotype.derivation import (
+    BETA_RULE,
+    RULES,
     CellSearchSpace,
     cells_to_genotype,
     cells_to_nb201,
@@ -31,14 +33,14 @@ from rome.genotype.derivation import (
     softmax,
 )
 from rome.genotype.files import GENOTYPE_FILE, genotype_document, genotype_to_text
-from rome.genotype.types import CELL_TYPES, ENTRIES_PER_NODE, AnyGenotype
+from rome.genotype.types import ENTRIES_PER_NODE, AnyGenotype
 from rome.paths import stage_dir
+from rome.spaces import get_space_spec, space_names
 
 SECTIONS = ["derive"]
 SEARCH_FILE = "search.json"
 ARCH_FILE = "arch.safetensors"
 SEARCH_SCHEMA_VERSION = 1
-SPACES = ("darts", "s1", "s2", "s3", "s4", "nb201")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,8 +76,8 @@ def read_search(search_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]
     meta_file, arch_file = search_dir / SEARCH_FILE, search_dir / ARCH_FILE
     meta = read_json(meta_file, "search summary")
     check_schema_version(meta, SEARCH_SCHEMA_VERSION, meta_file, "search summary")
-    if meta.get("space") not in SPACES:
-        raise RomeError(f"{meta_file}: space = {meta.get('space')!r}: expected one of {list(SPACES)}")
+    if meta.get("space") not in space_names():
+        raise RomeError(f"{meta_file}: space = {meta.get('space')!r}: expected one of {list(space_names())}")
     if not arch_file.is_file():
         raise RomeError(f"{arch_file}: architecture parameters not found (run `rome search` first)")
     try:
@@ -108,21 +110,23 @@ def derive_from_search(meta: dict[str, Any], tensors: dict[str, np.ndarray],
     """(genotype, rule, probabilities per cell type) from a search's summary and architecture tensors."""
     space, algorithm, variant = meta["space"], str(meta.get("algorithm", "")), meta.get("variant", "v2")
     arch_source = f"{source}/{ARCH_FILE}"
-    cells = ("normal",) if space == "nb201" else CELL_TYPES
+    space_spec = get_space_spec(space)
+    nb201 = space_spec.kind == "nb201"  # one-input cells, NB201 genotype
+    cells = space_spec.cell_types
     has_beta = any(f"beta_{c}" in tensors for c in cells)
     rule = derivation_rule(algorithm, space, has_beta)
     derived: dict[str, list[list[tuple[str, int]]]] = {}
     probabilities: dict[str, Any] = {}
     for cell in cells:
         cs = _cell_space(meta, cell, f"{source}/{SEARCH_FILE}")
-        alpha = _tensor(tensors, [f"alpha_{cell}"] + (["alpha"] if space == "nb201" else []), arch_source)
-        beta = _tensor(tensors, [f"beta_{cell}"], arch_source, required=rule == "rome")
+        alpha = _tensor(tensors, [f"alpha_{cell}"] + (["alpha"] if nb201 else []), arch_source)
+        beta = _tensor(tensors, [f"beta_{cell}"], arch_source, required=RULES[rule].needs_beta)
         nodes = cs.nodes()
         k = _per_cell(meta.get("in_degree"), cell, "in_degree", f"{source}/{SEARCH_FILE}")
-        if k is None and rule != "nb201":
+        if k is None and RULES[rule].uses_in_degree:
             k = [ENTRIES_PER_NODE] * len(nodes)  # the DARTS cell keeps two inputs per node
         pairs = None
-        if rule == "rome" and variant == "v1":
+        if rule == BETA_RULE and variant == "v1":
             pairs = [tuple(p) for p in meta["pairs"]] if meta.get("pairs") else cs.pairs(k)
             expected, what = len(pairs), "pairs of inputs (ROME-v1)"
         else:
@@ -142,7 +146,7 @@ def derive_from_search(meta: dict[str, Any], tensors: dict[str, np.ndarray],
         elif beta is not None:
             probs["beta"] = _beta_probabilities(beta, [d for _, d in cs.edges])
         probabilities[cell] = probs
-    if space == "nb201":
+    if nb201:
         genotype: AnyGenotype = cells_to_nb201(derived["normal"], f"{source} (derived)")
     else:
         genotype = cells_to_genotype(derived["normal"], derived["reduce"], f"{source} (derived)")

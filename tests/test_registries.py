@@ -1,0 +1,32 @@
+"""The algorithm and space registries are the one list: the schema's enums, the search and derive agree."""
+
+from __future__ import annotations
+
+import pytest
+
+from rome.algorithms import ALGORITHMS, algorithm_names, get_algorithm
+from rome.config import schema
+from rome.errors import RomeError
+from rome.genotype.derivation import RULES, derivation_rule
+from rome.spaces import SPACES, get_space, space_names
+
+
+def test_schema_enums_equal_registry_keys() -> None:
+    definitions = schema()["definitions"]
+    assert definitions["algorithm"]["enum"] == list(algorithm_names())
+    assert definitions["space"]["enum"] == list(space_names())
+    assert SPACES == space_names()
+
+
+def test_every_algorithm_derives_with_a_registered_rule() -> None:
+    for name, spec in ALGORITHMS.items():
+        assert spec.rule in RULES
+        for space in space_names():
+            assert derivation_rule(name, space, False) in RULES
+
+
+def test_unknown_names_are_one_line_errors() -> None:
+    with pytest.raises(RomeError, match="search.algorithm = 'pcdarts': unknown algorithm; expected one of"):
+        get_algorithm("pcdarts")
+    with pytest.raises(RomeError, match="search.space = 's9': unknown search space; expected one of"):
+        get_space("s9")
