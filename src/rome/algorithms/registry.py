@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rome.errors import RomeError
+from rome.registry import Registry
 
 OP_MODES = ("gumbel", "mixed")  # Gumbel-max over alpha per edge | the weighted mixed op over all ops
 TOPOLOGIES = ("learned", "uniform", "all")  # beta learned (Gumbel-Top-k) | k inputs drawn uniformly | every edge
@@ -43,27 +43,9 @@ class AlgorithmSpec:
             raise ValueError(f"{self.name}: topology {self.topology!r} not in {TOPOLOGIES}")
 
 
-ALGORITHMS: dict[str, AlgorithmSpec] = {}
+ALGORITHMS: Registry[AlgorithmSpec] = Registry("algorithm", "search.algorithm")
 
-
-def register_algorithm(spec: AlgorithmSpec) -> AlgorithmSpec:
-    """Add ``spec`` under its name (once: a second module claiming the name is a bug)."""
-    if spec.name in ALGORITHMS:
-        raise ValueError(f"algorithm {spec.name!r} registered twice")
-    ALGORITHMS[spec.name] = spec
-    return spec
-
-
-def algorithm_names() -> tuple[str, ...]:
-    return tuple(ALGORITHMS)
-
-
-def find_algorithm(name: str) -> AlgorithmSpec | None:
-    return ALGORITHMS.get(name)
-
-
-def get_algorithm(name: str) -> AlgorithmSpec:
-    """The spec of ``search.algorithm``; a one-line error naming the known ones otherwise."""
-    if name not in ALGORITHMS:
-        raise RomeError(f"search.algorithm = {name!r}: unknown algorithm; expected one of {list(ALGORITHMS)}")
-    return ALGORITHMS[name]
+register_algorithm = ALGORITHMS.register  # one call per entry, in the module that defines it
+algorithm_names = ALGORITHMS.names
+find_algorithm = ALGORITHMS.find
+get_algorithm = ALGORITHMS.get

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rome.errors import RomeError
+from rome.registry import Registry
 from rome.spaces.space import SearchSpace
 
 
@@ -26,27 +26,9 @@ class SpaceSpec:
     rule: str | None = None
 
 
-SPACES_REGISTRY: dict[str, SpaceSpec] = {}
+SPACES_REGISTRY: Registry[SpaceSpec] = Registry("search space", "search.space")
 
-
-def register_space(spec: SpaceSpec) -> SpaceSpec:
-    """Add ``spec`` under its name (once: a second module claiming the name is a bug)."""
-    if spec.name in SPACES_REGISTRY:
-        raise ValueError(f"space {spec.name!r} registered twice")
-    SPACES_REGISTRY[spec.name] = spec
-    return spec
-
-
-def space_names() -> tuple[str, ...]:
-    return tuple(SPACES_REGISTRY)
-
-
-def find_space(name: str) -> SpaceSpec | None:
-    return SPACES_REGISTRY.get(name)
-
-
-def get_space_spec(name: str) -> SpaceSpec:
-    """The spec of ``search.space``; a one-line error naming the known ones otherwise."""
-    if name not in SPACES_REGISTRY:
-        raise RomeError(f"search.space = {name!r}: unknown search space; expected one of {list(SPACES_REGISTRY)}")
-    return SPACES_REGISTRY[name]
+register_space = SPACES_REGISTRY.register  # one call per entry, in the module that defines it
+space_names = SPACES_REGISTRY.names
+find_space = SPACES_REGISTRY.find
+get_space_spec = SPACES_REGISTRY.get

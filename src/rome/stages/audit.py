@@ -18,6 +18,7 @@ import yaml
 from rome.artifacts import git_state, read_json, sha256_file
 from rome.config import deep_merge, load_params, params_hash
 from rome.errors import RomeError
+from rome.nested_diff import leaf_differences
 from rome.paths import stage_dir
 
 SECTIONS: list[str] = []
@@ -82,13 +83,8 @@ def dvc_lock_entry(lock: Path, stage: str | None) -> dict[str, Any] | None:
     return {"stage": stage, "in_lock": True, "cmd": entry.get("cmd"), "outs_md5": outs}
 
 
-def _diff(recorded: Any, current: Any, prefix: str = "") -> list[str]:
-    if isinstance(recorded, dict) and isinstance(current, dict):
-        out = []
-        for key in sorted(set(recorded) | set(current)):
-            out += _diff(recorded.get(key, "<absent>"), current.get(key, "<absent>"), f"{prefix}{key}.")
-        return out
-    return [] if recorded == current else [f"{prefix[:-1]}: {recorded!r} -> {current!r}"]
+def _diff(recorded: Any, current: Any) -> list[str]:
+    return [f"{key}: {was!r} -> {now!r}" for key, was, now in leaf_differences(recorded, current, "<absent>")]
 
 
 def reproducibility(blocks: dict[str, dict[str, Any]], params_file: Path, overrides: list[str]) -> dict[str, Any]:

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from rome import tracking
 from rome.artifacts import atomic_dir, check_schema_version, provenance, read_json, sha256_file, write_json
+from rome.data.normalize import channel_stats, normalize
 from rome.data.prepared import load_prepared
 from rome.errors import RomeError
 from rome.paths import stage_dir
@@ -81,9 +81,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     settings = StepSettings(device=device)
     acc = validate(model, images, labels, doc["mean"], doc["std"], doc["num_classes"], settings,
                    batch_size=e["batch_size"], desc="evaluate")
-    mean = torch.tensor(doc["mean"], device=device).view(1, -1, 1, 1)
-    std = torch.tensor(doc["std"], device=device).view(1, -1, 1, 1)
-    batch = (images[: e["batch_size"]].to(device).float() / 255.0 - mean) / std
+    batch = normalize(images[: e["batch_size"]].to(device), *channel_stats(doc["mean"], doc["std"], device))
     metrics: dict[str, Any] = {
         "top1": acc["top1"],
         "top5": acc["top5"],

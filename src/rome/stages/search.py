@@ -11,8 +11,6 @@ provenance, environment), ``history.json`` / ``history.csv`` (one row per epoch)
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import shutil
 import sys
@@ -23,6 +21,7 @@ from safetensors.torch import save as save_safetensors
 
 from rome import tracking
 from rome.artifacts import atomic_dir, provenance, write_bytes, write_json, write_text
+from rome.csv_text import csv_text
 from rome.paths import checkpoint_dir, stage_dir
 from rome.reproducibility import environment, resolve_device, seed_everything, set_deterministic
 
@@ -30,14 +29,6 @@ SECTIONS = ["data", "search"]
 SEARCH_SCHEMA_VERSION = 1
 HISTORY_COLUMNS = ("epoch", "tau", "lr", "train_loss", "train_acc", "arch_loss", "val_loss", "val_acc",
                    "n_param_free_normal", "peak_memory_mb", "seconds")
-
-
-def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def probability_rows(history: list[dict[str, Any]], space: Any, beta_labels: list[str]) -> list[dict[str, Any]]:
@@ -101,9 +92,9 @@ def write_outputs(folder: Path, result: Any, params: dict[str, Any], manifest_sh
     doc = search_document(result, params, manifest_sha)
     write_json(folder / "search.json", doc)
     write_json(folder / "history.json", {"schema_version": SEARCH_SCHEMA_VERSION, "epochs": history})
-    write_text(folder / "history.csv", _csv(history, HISTORY_COLUMNS))
+    write_text(folder / "history.csv", csv_text(history, HISTORY_COLUMNS))
     rows = probability_rows(history, state.space, state.algorithm.topology.labels())
-    write_text(folder / "probabilities.csv", _csv(rows, ("epoch", "cell_type", "param", "edge", "op", "p")))
+    write_text(folder / "probabilities.csv", csv_text(rows, ("epoch", "cell_type", "param", "edge", "op", "p")))
     last = history[-1]
     write_json(folder / "metrics.json", {"val_acc": last["val_acc"], "val_loss": last["val_loss"],
                                          "n_param_free_normal": last["n_param_free_normal"], "seconds": doc["seconds"]})
