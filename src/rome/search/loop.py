@@ -18,6 +18,7 @@ Where the paper is silent (choices of this project):
 
 from __future__ import annotations
 
+import logging
 import math
 import resource
 import sys
@@ -43,6 +44,8 @@ from rome.search.sampling import linear_tau
 from rome.search.step import OptimizerSettings, StepParts, build_step_parts, search_step
 from rome.search.supernet import CellPath, build_supernet
 from rome.spaces import SearchSpace, get_space
+
+logger = logging.getLogger(__name__)
 
 # offsets of the seeds of the run's private generators (any fixed distinct values do)
 ARCH_INIT_SEED, SAMPLE_SEED, TRAIN_ORDER_SEED, VAL_ORDER_SEED = 1, 2, 3, 4
@@ -211,19 +214,17 @@ def steps_per_epoch(state: SearchState) -> int:
     return int(n) if n is not None else state.train_batches.batches_per_pass
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def run_search(params: dict[str, Any], data: SearchData, checkpoint_dir: Path | None, device: torch.device | str = "cpu",
                *, max_epochs_this_run: int | None = None, progress: bool = True,
-               log: Callable[[str], None] = _log,
+               log: Callable[[str], None] | None = None,
                on_epoch: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
     """Run (or continue from ``checkpoint_dir/last.pt``) the search; checkpoint after every epoch.
 
     ``max_epochs_this_run`` stops early (a later call continues): the in-process stand-in for a kill.
     ``on_epoch`` receives each finished epoch's history row (experiment tracking hooks in here).
+    ``log`` receives the messages (default: this module's logger at INFO, one line per epoch).
     """
+    log = log if log is not None else logger.info
     state = build_state(params, data, device)
     s = state.search
     fp = fingerprint(params, data.manifest_sha256)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import math
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from rome.config import deep_merge
 from rome.csv_text import csv_text, read_csv_rows
 from rome.errors import RomeError
 from rome.paths import stage_dir
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ["sweep"]
 SCHEMA_VERSION = 1
@@ -102,5 +104,5 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     for s in summary:
         name = "/".join(str(s[k]) for k in GROUP_KEYS)
         top1 = f"top1 {s.get('top1_mean', math.nan):.2f} +- {s.get('top1_std', math.nan):.2f} (best {s.get('top1_best', math.nan):.2f})"
-        print(f"aggregate: {name}: {s['n_seeds']} seed(s), {top1}", file=sys.stderr)
+        logger.info(f"aggregate: {name}: {s['n_seeds']} seed(s), {top1}")
     return out

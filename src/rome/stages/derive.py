@@ -11,7 +11,7 @@ The rule (rome / darts / gdas / nb201) follows from what was stored: see ``rome.
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from rome.genotype.files import GENOTYPE_FILE, genotype_document, genotype_to_te
 from rome.genotype.types import ENTRIES_PER_NODE, AnyGenotype
 from rome.paths import stage_dir
 from rome.spaces import get_space_spec, space_names
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ["derive"]
 SEARCH_FILE = "search.json"
@@ -178,6 +180,5 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         tracker.summary({f"n_param_free_{cell}": n for cell, n in doc["n_param_free"].items()})
         tracker.log_images("cells", sorted(out.glob("*.png")))
         tracker.log_artifact(out, f"genotype-{tracking.experiment_group(params)}-seed{params['seed']}", "genotype")
-    print(f"derive: {rule} rule: {genotype_to_text(genotype)}; parameter-free ops {doc['n_param_free']}",
-          file=sys.stderr)
+    logger.info(f"derive: {rule} rule: {genotype_to_text(genotype)}; parameter-free ops {doc['n_param_free']}")
     return out

@@ -13,7 +13,7 @@ NAS papers. Latency: median ms of ``evaluate.latency_batches`` forwards of one b
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ from rome.training.flops import multiply_adds_m, params_m
 from rome.training.latency import batch_latency_ms
 from rome.training.loop import StepSettings, validate
 from rome.training.nb201_table import lookup
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ["evaluate"]
 EVALUATE_SCHEMA_VERSION = 1
@@ -74,8 +76,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     check_data_fits(doc, data, train_dir / MODEL_JSON)
     trained_on = (doc.get("provenance") or {}).get("data_manifest_sha256")
     if trained_on and trained_on != data.manifest_sha256:
-        print(f"evaluate: warning: {data.path} was re-prepared since training (manifest sha256 differs)",
-              file=sys.stderr)
+        logger.warning(f"evaluate: warning: {data.path} was re-prepared since training (manifest sha256 differs)")
 
     images, labels = data.split("test")
     settings = StepSettings(device=device)
@@ -98,8 +99,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             benchmark = {"table": e["benchmark_table"], "table_sha256": sha256_file(e["benchmark_table"]),
                          "dataset": e["benchmark_dataset"], "arch": arch, **found}
         else:
-            print(f"evaluate: {doc['network']} is not a NAS-Bench-201 cell; evaluate.benchmark_table ignored",
-                  file=sys.stderr)
+            logger.warning(f"evaluate: {doc['network']} is not a NAS-Bench-201 cell; evaluate.benchmark_table ignored")
 
     report = {
         "schema_version": EVALUATE_SCHEMA_VERSION,
@@ -126,7 +126,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             write_json(tmp / "evaluate.json", report)
         tracker.summary(metrics)
     extra = "".join(f" {k} {v:.2f}" for k, v in metrics.items() if k.startswith("nb201_") and k != "nb201_index")
-    print(f"evaluate: top1 {metrics['top1']:.2f} top5 {metrics['top5']:.2f} params {metrics['params_m']:.3f}M "
-          f"flops {metrics['flops_m']:.2f}M latency {metrics['latency_ms']:.1f}ms{extra} "
-          f"in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    logger.info(f"evaluate: top1 {metrics['top1']:.2f} top5 {metrics['top5']:.2f} params {metrics['params_m']:.3f}M "
+                f"flops {metrics['flops_m']:.2f}M latency {metrics['latency_ms']:.1f}ms{extra} "
+                f"in {time.perf_counter() - t0:.1f}s")
     return out

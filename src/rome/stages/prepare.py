@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from rome.artifacts import atomic_dir, provenance, sha256_file, write_json
 from rome.data.prepared import DATA_FILE, MANIFEST_FILE, MANIFEST_SCHEMA_VERSION
 from rome.data.sources import RawDataset, load_source
 from rome.data.splits import SPLITS, make_splits
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ["data"]
 
@@ -84,5 +86,5 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         manifest["provenance"] = provenance(params, SECTIONS, "prepare")
         write_json(tmp / MANIFEST_FILE, manifest)
     sizes = ", ".join(f"{s}={manifest['counts'][s]['total']}" for s in SPLITS)
-    print(f"prepare: {raw.name} {manifest['shape']} {sizes} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    logger.info(f"prepare: {raw.name} {manifest['shape']} {sizes} in {time.perf_counter() - t0:.1f}s")
     return out

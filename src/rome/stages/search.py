@@ -11,9 +11,9 @@ provenance, environment), ``history.json`` / ``history.csv`` (one row per epoch)
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from rome.artifacts import atomic_dir, provenance, write_bytes, write_json, writ
 from rome.csv_text import csv_text
 from rome.paths import checkpoint_dir, stage_dir
 from rome.reproducibility import environment, resolve_device, seed_everything, set_deterministic
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ["data", "search"]
 SEARCH_SCHEMA_VERSION = 1
@@ -129,7 +131,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     device = resolve_device(params["device"])
     s = params["search"]
     if s["amp"] != "none" and device.type != "cuda":
-        print(f"search: search.amp = {s['amp']!r} ignored on {device.type} (bf16 autocast is used on CUDA only)", file=sys.stderr)
+        logger.warning(f"search: search.amp = {s['amp']!r} ignored on {device.type} "
+                       "(bf16 autocast is used on CUDA only)")
     prepared = load_prepared(stage_dir(params, "prepare"))
     data = SearchData.from_prepared(prepared)
     ckpt_dir = checkpoint_dir(params, "search")
@@ -147,6 +150,6 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = result.history[-1]
-    print(f"search: {s['algorithm']} on {s['space']}: val acc {last['val_acc']:.3f}, "
-          f"parameter-free ops in the normal cell {last['n_param_free_normal']}", file=sys.stderr)
+    logger.info(f"search: {s['algorithm']} on {s['space']}: val acc {last['val_acc']:.3f}, "
+                f"parameter-free ops in the normal cell {last['n_param_free_normal']}")
     return out

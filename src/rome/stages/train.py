@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ from rome.reproducibility import resolve_device, seed_everything, set_determinis
 from rome.training import checkpoint, network
 from rome.training.augment import cutout, train_transform, uses_flip
 from rome.training.loop import StepSettings, train_one_epoch, validate
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ["data", "train"]
 MODEL_SCHEMA_VERSION = 1
@@ -140,8 +142,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     kwargs = network.model_kwargs(source, data.num_classes, data.in_channels, t)
     use_aux = t["auxiliary_weight"] > 0 and network.supports_auxiliary(name)
     if t["auxiliary_weight"] > 0 and not use_aux:
-        print(f"train: {name} has no auxiliary head (NAS-Bench-201 protocol); train.auxiliary_weight ignored",
-              file=sys.stderr)
+        logger.warning(f"train: {name} has no auxiliary head (NAS-Bench-201 protocol); "
+                       "train.auxiliary_weight ignored")
 
     seed_everything(params["seed"])
     model = network.build(name, kwargs, auxiliary=use_aux, drop_path_rate=t["drop_path"]).to(device)
@@ -158,7 +160,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
                                  "train": {k: v for k, v in t.items() if k != "epochs"},
                                  "network": name, "kwargs": kwargs, "data_manifest_sha256": data.manifest_sha256})
     if checkpoint.check_identity(ckpt_dir, ident):
-        print(f"train: {ckpt_dir} holds a finished run with other params; starting fresh", file=sys.stderr)
+        logger.info(f"train: {ckpt_dir} holds a finished run with other params; starting fresh")
         shutil.rmtree(ckpt_dir)
         ckpt_dir.mkdir(parents=True)
     (ckpt_dir / checkpoint.COMPLETE_FILE).unlink(missing_ok=True)
@@ -187,7 +189,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     trim_summary(summary, start)
     prov = provenance(params, SECTIONS, "train", data.manifest_sha256)
     if start:
-        print(f"train: resuming {ckpt_dir / checkpoint.LAST_FILE} at epoch {start}/{t['epochs']}", file=sys.stderr)
+        logger.info(f"train: resuming {ckpt_dir / checkpoint.LAST_FILE} at epoch {start}/{t['epochs']}")
 
     with tracking.start(params, "train", SECTIONS, prov) as tracker:
         for epoch in range(start, t["epochs"]):
@@ -205,11 +207,10 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             saver.save_checkpoint(epoch, metric=eval_metrics["top1"])
             tracker.log({"epoch": epoch, "lr": lr, **{f"train/{k}": v for k, v in train_metrics.items()},
                          **{f"test/{k}": v for k, v in eval_metrics.items()}}, step=epoch)
-            print(f"train: epoch {epoch + 1}/{t['epochs']} lr {lr:.5f} loss {train_metrics['loss']:.4f} "
-                  f"train_top1 {train_metrics['top1']:.2f} | test loss {eval_metrics['loss']:.4f} "
-                  f"top1 {eval_metrics['top1']:.2f} top5 {eval_metrics['top5']:.2f} "
-                  f"({time.perf_counter() - te:.1f}s)",
-                  file=sys.stderr)
+            logger.info(f"train: epoch {epoch + 1}/{t['epochs']} lr {lr:.5f} loss {train_metrics['loss']:.4f} "
+                        f"train_top1 {train_metrics['top1']:.2f} | test loss {eval_metrics['loss']:.4f} "
+                        f"top1 {eval_metrics['top1']:.2f} top5 {eval_metrics['top5']:.2f} "
+                        f"({time.perf_counter() - te:.1f}s)")
 
         deployable = network.build(name, kwargs).to(device)
         state = export_state(ema.module if ema is not None else model, deployable)
@@ -248,7 +249,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         checkpoint.mark_complete(ckpt_dir, t["epochs"])
         tracker.summary({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracker.log_artifact(out / MODEL_FILE, f"model-{tracking.experiment_group(params)}-seed{params['seed']}", "model")
-    print(f"train: {name} {t['epochs']} epochs x {steps} steps, test top1 {final['top1']:.2f} "
-          f"(best {saver.best_metric if saver.best_metric is not None else float('nan'):.2f}) "
-          f"in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    logger.info(f"train: {name} {t['epochs']} epochs x {steps} steps, test top1 {final['top1']:.2f} "
+                f"(best {saver.best_metric if saver.best_metric is not None else float('nan'):.2f}) "
+                f"in {time.perf_counter() - t0:.1f}s")
     return out
