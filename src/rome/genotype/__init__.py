@@ -16,6 +16,7 @@ from rome.genotype.derivation import (
 from rome.genotype.files import (
     GENOTYPE_FILE,
     GENOTYPE_SCHEMA_VERSION,
+    GENOTYPE_TEXT_FILE,
     as_genotype,
     genotype_document,
     genotype_from_dict,
@@ -37,7 +38,7 @@ from rome.genotype.types import (
 )
 
 __all__ = [
-    "CELL_TYPES", "DARTS_FIELDS", "DARTS_INPUTS", "ENTRIES_PER_NODE", "GENOTYPE_FILE", "GENOTYPE_SCHEMA_VERSION",
+    "CELL_TYPES", "DARTS_FIELDS", "DARTS_INPUTS", "ENTRIES_PER_NODE", "GENOTYPE_FILE", "GENOTYPE_SCHEMA_VERSION", "GENOTYPE_TEXT_FILE",
     "NONE_OP", "AnyGenotype", "CellSearchSpace", "Entry", "Genotype", "NB201Genotype", "as_genotype", "best_op",
     "cells_to_genotype", "cells_to_nb201", "count_param_free", "derivation_rule", "derive_cell", "genotype_document",
     "genotype_from_dict", "genotype_from_document", "genotype_to_text", "load_genotype", "parse_genotype_text",

@@ -1,5 +1,8 @@
 """Genotype files and documents: genotype.json (schema-versioned), text files, and whatever a network accepts.
 
+This is the derive stage's artifact contract (file names, schema version, writer of the document,
+readers); ``rome train`` and ``rome.models`` read genotypes through it.
+
 Every reader fails with one line naming the file, the field, the value and what was expected.
 """
 
@@ -16,6 +19,7 @@ from rome.genotype.types import AnyGenotype, Genotype, NB201Genotype
 
 GENOTYPE_SCHEMA_VERSION = 1
 GENOTYPE_FILE = "genotype.json"
+GENOTYPE_TEXT_FILE = "genotype.txt"  # the DARTS Genotype(...) text or the NB201 arch string, one line
 
 
 def genotype_from_dict(d: dict[str, Any], source: str = "genotype") -> AnyGenotype:

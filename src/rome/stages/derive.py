@@ -1,11 +1,11 @@
 """``rome derive``: the search's architecture parameters -> genotype.json (+ genotype.txt, cell PNGs).
 
-Input (the search stage folder): ``search.json`` (schema_version, space, algorithm, variant, ``ops``
-per cell type and edge, ``edges`` as [src, dst] state indices, ``in_degree`` = inputs each node
-keeps, ``provenance``; optional ``pairs`` = [src_a, src_b, dst] per ROME-v1 beta entry, default: the
-input pairs of each node in ``itertools.combinations`` order) and
-``arch.safetensors`` (``alpha_<cell>`` [edges x ops], ``beta_<cell>`` [edges] or [pairs] for v1).
-The rule (rome / darts / gdas / nb201) follows from what was stored: see ``rome.genotype.derivation``.
+Input: the search artifact, read through ``rome.search.artifact.read_search`` (``search.json`` with
+the space's ops, edges, in_degree and, for ROME-v1, the input ``pairs`` of each beta entry, default:
+the input pairs of each node in ``itertools.combinations`` order; ``arch.safetensors`` with
+``alpha_<cell>`` [edges x ops] and ``beta_<cell>`` [edges] or [pairs]). Output: the genotype
+artifact of ``rome.genotype.files``. The rule (rome / darts / gdas / nb201) follows from what was
+stored: see ``rome.genotype.derivation``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file
 
 from rome import tracking
-from rome.artifacts import atomic_dir, check_schema_version, provenance, read_json, write_json, write_text
+from rome.artifacts import atomic_dir, provenance, write_json, write_text
 from rome.errors import RomeError
 from rome.genotype.derivation import (
     BETA_RULE,
@@ -32,17 +30,15 @@ from rome.genotype.derivation import (
     derive_cell,
     softmax,
 )
-from rome.genotype.files import GENOTYPE_FILE, genotype_document, genotype_to_text
+from rome.genotype.files import GENOTYPE_FILE, GENOTYPE_TEXT_FILE, genotype_document, genotype_to_text
 from rome.genotype.types import ENTRIES_PER_NODE, AnyGenotype
 from rome.paths import stage_dir
-from rome.spaces import get_space_spec, space_names
+from rome.search.artifact import ARCH_FILE, SEARCH_FILE, read_search
+from rome.spaces import get_space_spec
 
 logger = logging.getLogger(__name__)
 
 SECTIONS = ["derive"]
-SEARCH_FILE = "search.json"
-ARCH_FILE = "arch.safetensors"
-SEARCH_SCHEMA_VERSION = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,22 +67,6 @@ def _cell_space(meta: dict[str, Any], cell: str, source: str) -> CellSearchSpace
             isinstance(o, list) and o and all(isinstance(n, str) for n in o) for o in ops):
         raise RomeError(f"{source}: ops.{cell} = {str(ops)[:80]}: expected one op-name list per edge ({len(edges)} edges)")
     return CellSearchSpace(tuple(tuple(o) for o in ops), tuple((int(s), int(d)) for s, d in edges))
-
-
-def read_search(search_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """search.json (schema-checked) and the architecture tensors as float64 arrays."""
-    meta_file, arch_file = search_dir / SEARCH_FILE, search_dir / ARCH_FILE
-    meta = read_json(meta_file, "search summary")
-    check_schema_version(meta, SEARCH_SCHEMA_VERSION, meta_file, "search summary")
-    if meta.get("space") not in space_names():
-        raise RomeError(f"{meta_file}: space = {meta.get('space')!r}: expected one of {list(space_names())}")
-    if not arch_file.is_file():
-        raise RomeError(f"{arch_file}: architecture parameters not found (run `rome search` first)")
-    try:
-        tensors = {k: v.astype(np.float64) for k, v in load_file(str(arch_file)).items()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise RomeError(f"{arch_file}: cannot read architecture parameters ({exc})") from None
-    return meta, tensors
 
 
 def _tensor(tensors: dict[str, np.ndarray], names: list[str], source: str, required: bool = True) -> np.ndarray | None:
@@ -172,7 +152,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         )
         with atomic_dir(out) as tmp:
             write_json(tmp / GENOTYPE_FILE, doc)
-            write_text(tmp / "genotype.txt", genotype_to_text(genotype) + "\n")
+            write_text(tmp / GENOTYPE_TEXT_FILE, genotype_to_text(genotype) + "\n")
             if params["derive"]["plot"]:
                 from rome.plots import plot_genotype  # matplotlib only when pictures are wanted
 

@@ -20,18 +20,18 @@ from typing import Any
 
 
 from rome import tracking
-from rome.artifacts import atomic_dir, check_schema_version, provenance, read_json, sha256_file, write_json
+from rome.artifacts import atomic_dir, provenance, sha256_file, write_json
 from rome.data.normalize import channel_stats, normalize
 from rome.data.prepared import load_prepared
 from rome.errors import RomeError
 from rome.paths import stage_dir
 from rome.reproducibility import environment, resolve_device, seed_everything, set_deterministic
-from rome.stages.train import MODEL_FILE, MODEL_JSON, MODEL_SCHEMA_VERSION
 from rome.training import network
 from rome.training.checkpoint import load_weights
 from rome.training.flops import multiply_adds_m, params_m
 from rome.training.latency import batch_latency_ms
 from rome.training.loop import StepSettings, validate
+from rome.training.model_artifact import MODEL_FILE, MODEL_JSON, read_model_doc
 from rome.training.nb201_table import lookup
 
 logger = logging.getLogger(__name__)
@@ -39,17 +39,6 @@ logger = logging.getLogger(__name__)
 SECTIONS = ["evaluate"]
 EVALUATE_SCHEMA_VERSION = 1
 LATENCY_WARMUP = 2
-MODEL_FIELDS = ("network", "kwargs", "num_classes", "in_chans", "resolution", "mean", "std")
-
-
-def read_model_doc(train_dir: Path) -> dict[str, Any]:
-    file = train_dir / MODEL_JSON
-    doc = read_json(file, "model description")
-    check_schema_version(doc, MODEL_SCHEMA_VERSION, file, "model description")
-    missing = [f for f in MODEL_FIELDS if f not in doc]
-    if missing:
-        raise RomeError(f"{file}: missing field(s) {missing}; expected a model.json written by `rome train`")
-    return doc
 
 
 def check_data_fits(doc: dict[str, Any], data: Any, file: Path) -> None:

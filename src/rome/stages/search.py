@@ -1,11 +1,7 @@
-"""``rome search``: prepared data -> architecture parameters, history and probabilities (resumable).
+"""``rome search``: prepared data -> the search artifact (``rome.search.artifact``), resumable.
 
-Outputs (one folder, written atomically): ``arch.safetensors`` (alpha_<cell>, beta_<cell>),
-``search.json`` (what ``rome derive`` reads: space, algorithm, variant, ops per edge per cell type,
-edges as (src, dst) state indices, in_degree, pairs for ROME-v1, tau_final, final metrics,
-provenance, environment), ``history.json`` / ``history.csv`` (one row per epoch),
-``probabilities.csv`` (long format for DVC plots) and ``metrics.json``. The checkpoint lives in
-``rome.paths.checkpoint_dir(params, "search")/last.pt``: the same command continues a killed run.
+The checkpoint lives in ``rome.paths.checkpoint_dir(params, "search")/last.pt``: the same command
+continues a killed run; a finished run's checkpoint moves into the artifact.
 """
 
 from __future__ import annotations
@@ -17,20 +13,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save as save_safetensors
-
 from rome import tracking
-from rome.artifacts import atomic_dir, provenance, write_bytes, write_json, write_text
-from rome.csv_text import csv_text
+from rome.artifacts import atomic_dir, provenance
 from rome.paths import checkpoint_dir, stage_dir
+from rome.search import checkpoint as search_checkpoint
+from rome.search.artifact import CHECKPOINT_FILE, HISTORY_COLUMNS, write_search_artifact
 from rome.reproducibility import environment, resolve_device, seed_everything, set_deterministic
 
 logger = logging.getLogger(__name__)
 
 SECTIONS = ["data", "search"]
-SEARCH_SCHEMA_VERSION = 1
-HISTORY_COLUMNS = ("epoch", "tau", "lr", "train_loss", "train_acc", "arch_loss", "val_loss", "val_acc",
-                   "n_param_free_normal", "peak_memory_mb", "seconds")
 
 
 def probability_rows(history: list[dict[str, Any]], space: Any, beta_labels: list[str]) -> list[dict[str, Any]]:
@@ -51,13 +43,12 @@ def probability_rows(history: list[dict[str, Any]], space: Any, beta_labels: lis
 
 
 def search_document(result: Any, params: dict[str, Any], manifest_sha: str | None) -> dict[str, Any]:
-    """search.json: the contract with ``rome derive`` (see rome.stages.derive) plus run facts."""
+    """search.json without its schema version: the contract with ``rome derive`` (rome.search.artifact) plus run facts."""
     from rome.search.loop import steps_per_epoch
 
     state = result.state
     algo, space, last = state.algorithm, state.space, state.history[-1]
     doc: dict[str, Any] = {
-        "schema_version": SEARCH_SCHEMA_VERSION,
         "space": space.name,
         "kind": space.kind,
         "algorithm": algo.name,
@@ -89,17 +80,13 @@ def search_document(result: Any, params: dict[str, Any], manifest_sha: str | Non
 def write_outputs(folder: Path, result: Any, params: dict[str, Any], manifest_sha: str | None) -> None:
     state = result.state
     history = state.history
-    tensors = state.algorithm.arch.named_tensors()
-    write_bytes(folder / "arch.safetensors", save_safetensors(tensors, metadata={"schema_version": str(SEARCH_SCHEMA_VERSION)}))
     doc = search_document(result, params, manifest_sha)
-    write_json(folder / "search.json", doc)
-    write_json(folder / "history.json", {"schema_version": SEARCH_SCHEMA_VERSION, "epochs": history})
-    write_text(folder / "history.csv", csv_text(history, HISTORY_COLUMNS))
-    rows = probability_rows(history, state.space, state.algorithm.topology.labels())
-    write_text(folder / "probabilities.csv", csv_text(rows, ("epoch", "cell_type", "param", "edge", "op", "p")))
     last = history[-1]
-    write_json(folder / "metrics.json", {"val_acc": last["val_acc"], "val_loss": last["val_loss"],
-                                         "n_param_free_normal": last["n_param_free_normal"], "seconds": doc["seconds"]})
+    write_search_artifact(
+        folder, doc, state.algorithm.arch.named_tensors(), history,
+        probability_rows(history, state.space, state.algorithm.topology.labels()),
+        {"val_acc": last["val_acc"], "val_loss": last["val_loss"], "n_param_free_normal": last["n_param_free_normal"],
+         "seconds": doc["seconds"]})
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -141,7 +128,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         result = run_search(params, data, ckpt_dir, device, on_epoch=lambda row: log_epoch(tracker, row))
         with atomic_dir(out) as tmp:
             write_outputs(tmp, result, params, prepared.manifest_sha256)
-            _link_or_copy(ckpt_dir / "last.pt", tmp / "checkpoint.pt")
+            _link_or_copy(ckpt_dir / search_checkpoint.CHECKPOINT_FILE, tmp / CHECKPOINT_FILE)
         tracker.summary({k: result.history[-1][k] for k in ("val_acc", "val_loss", "n_param_free_normal")})
     # The finished run's checkpoint now lives in the artifact; the persistent folder only ever
     # holds an *interrupted* run, so a later run with changed params starts fresh instead of

@@ -53,14 +53,18 @@ from rome.reproducibility import resolve_device, seed_everything, set_determinis
 from rome.training import checkpoint, network
 from rome.training.augment import cutout, train_transform, uses_flip
 from rome.training.loop import StepSettings, train_one_epoch, validate
+from rome.training.model_artifact import (
+    METRICS_FILE,
+    METRICS_SCHEMA_VERSION,
+    MODEL_FILE,
+    MODEL_JSON,
+    MODEL_SCHEMA_VERSION,
+    SUMMARY_FILE,
+)
 
 logger = logging.getLogger(__name__)
 
 SECTIONS = ["data", "train"]
-MODEL_SCHEMA_VERSION = 1
-METRICS_SCHEMA_VERSION = 1
-MODEL_FILE, MODEL_JSON = "model.safetensors", "model.json"
-SUMMARY_FILE, METRICS_FILE = "summary.csv", "metrics.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
