@@ -30,3 +30,21 @@ def test_unknown_names_are_one_line_errors() -> None:
         get_algorithm("pcdarts")
     with pytest.raises(RomeError, match="search.space = 's9': unknown search space; expected one of"):
         get_space("s9")
+
+
+def test_a_new_algorithm_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry alone makes a searchable, derivable algorithm: here uniform ops on every edge, nothing learned."""
+    import torch
+
+    from rome.algorithms import AlgorithmSpec
+    from rome.search.algorithms import SearchAlgorithm
+
+    spec = AlgorithmSpec(name="random_ops", op_mode="gumbel", learns_arch=False, fixed_k=None, topology="all",
+                         rule="darts", init_std=1.0)
+    monkeypatch.setitem(ALGORITHMS._entries, spec.name, spec)  # what register_algorithm does, undone afterwards
+    algo = SearchAlgorithm("random_ops", get_space("darts"), k_samples=3, generator=torch.Generator().manual_seed(0))
+    assert algo.k_samples == 3 and not algo.learns_arch and algo.topology.name == "all"
+    assert algo.derivation_rule == "darts"
+    assert all(len(entries) == 8 for entries in algo.genotype().values())
+    paths = algo.paths(algo.draw(torch.Generator().manual_seed(1)), tau=1.0)
+    assert len(paths["normal"].pairs) == 14  # one op on every edge
