@@ -18,7 +18,7 @@ import torch
 from rome.errors import RomeError
 from rome.genotype import GENOTYPE_FILE, NB201Genotype, load_genotype
 from rome.models import MODEL_NAMES  # importing rome.models registers the rome_* networks with timm
-from rome.paths import stage_dir
+from rome.paths import input_dir
 
 NB201_NETWORK = MODEL_NAMES["nb201"]
 
@@ -44,7 +44,7 @@ class GenotypeSource:
 def genotype_path(params: dict[str, Any]) -> Path:
     """train.genotype when set (e.g. genotypes/darts_v2.json), else the derive stage's genotype.json."""
     given = params["train"]["genotype"]
-    return Path(given) if given else stage_dir(params, "derive") / GENOTYPE_FILE
+    return Path(given) if given else input_dir(params, "derive") / GENOTYPE_FILE
 
 
 def load_source(path: Path) -> GenotypeSource:
