@@ -5,14 +5,15 @@ rule aggregate:
         all_runs("train"),
         all_runs("evaluate"),
     output:
-        f"{REPORTS}/summary.csv",
-        f"{REPORTS}/runs.csv",
-        f"{REPORTS}/aggregate.json",
-        f"{REPORTS}/metrics.json",
-        f"{REPORTS}/plots/search_history.csv",
-        f"{REPORTS}/plots/train_summary.csv",
+        runs=f"{REPORTS}/runs.csv",
+        summary=f"{REPORTS}/summary.csv",
+        record=f"{REPORTS}/aggregate.json",
+        metrics=f"{REPORTS}/metrics.json",
+        search_plot=f"{REPORTS}/plots/search_history.csv",
+        train_plot=f"{REPORTS}/plots/train_summary.csv",
     params:
         flags=PARAMS_FLAG,
+        out=lambda w, output: os.path.dirname(output.summary),
         tracked=tracked("aggregate"),
         code=CODE["aggregate"],
     threads: 1
@@ -21,4 +22,4 @@ rule aggregate:
     conda:
         "../envs/rome.yaml"
     shell:
-        "rome aggregate {params.flags}--out {REPORTS} > {log} 2>&1"
+        "rome aggregate {params.flags}--out {params.out} > {log} 2>&1"

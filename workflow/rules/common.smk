@@ -2,6 +2,8 @@
 # flags that pin one run (the same flags dvc.yaml passes), and what makes a job stale: the
 # resolved params each stage reads and the content hash of the code it imports (rome.pipeline), so
 # Snakemake's `params` rerun trigger fires exactly when DVC calls the stage changed.
+import os
+
 from snakemake.utils import validate
 
 from rome.config import read_params_file, resolve, schema_path

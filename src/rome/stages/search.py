@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -114,11 +113,16 @@ def write_outputs(folder: Path, result: Any, params: dict[str, Any], data_sha: s
                                          "n_param_free_normal": last["n_param_free_normal"]})
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+def export_checkpoint(src: Path, dst: Path) -> None:
+    """The finished run's checkpoint, as the artifact keeps it: the measured per-epoch figures
+    (seconds, peak memory) are dropped, so the file is a pure function of params, code and data."""
+    import torch
+
+    state = torch.load(src, map_location="cpu", weights_only=False)
+    state["history"] = [{k: v for k, v in h.items() if k not in VOLATILE} for h in state.get("history", [])]
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_bytes(dst, buf.getvalue())
 
 
 def log_epoch(tracker: tracking.Tracker, row: dict[str, Any]) -> None:
@@ -153,7 +157,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         result = run_search(params, data, ckpt_dir, device, on_epoch=lambda row: log_epoch(tracker, row))
         with atomic_dir(out) as tmp:
             write_outputs(tmp, result, params, prepared.data_sha256)
-            _link_or_copy(ckpt_dir / "last.pt", tmp / "checkpoint.pt")
+            export_checkpoint(ckpt_dir / "last.pt", tmp / "checkpoint.pt")
         tracker.summary({k: result.history[-1][k] for k in ("val_acc", "val_loss", "n_param_free_normal")})
         tracker.log_artifact(out, tracking.artifact_name(params, "search"), "search")
         write_run_record(params, "search", out, seconds=round(sum(h["seconds"] for h in result.history), 3),

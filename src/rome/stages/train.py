@@ -241,8 +241,10 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             "provenance": prov,
         }
         with atomic_dir(out) as tmp:
-            save_file(state, str(tmp / MODEL_FILE), metadata={"schema_version": str(MODEL_SCHEMA_VERSION),
-                                                               "network": name, "weights": weights})
+            # one metadata key only: safetensors writes its metadata map in a random order per
+            # process, so two keys would make identical weights differ byte-wise (model.json names
+            # the network and the weights)
+            save_file(state, str(tmp / MODEL_FILE), metadata={"schema_version": str(MODEL_SCHEMA_VERSION)})
             write_json(tmp / MODEL_JSON, model_doc)
             write_json(tmp / METRICS_FILE, metrics)
             if summary.is_file():
