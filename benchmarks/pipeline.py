@@ -27,7 +27,7 @@ from benchmarks import report
 from rome.artifacts import read_json
 from rome.config import load_params
 from rome.errors import RomeError
-from rome.paths import stage_dir
+from rome.paths import run_record_path, stage_dir
 from rome.stages.aggregate import sweep_runs
 
 
@@ -118,7 +118,11 @@ def read_genotype(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_search(run: dict[str, Any]) -> dict[str, Any]:
-    return read_json(stage_dir(run, "search") / "search.json", "search summary")
+    """search.json plus the search's wall time, which lives in its run record (state/), not the artifact."""
+    doc = read_json(stage_dir(run, "search") / "search.json", "search summary")
+    record = run_record_path(run, "search")
+    doc["seconds"] = read_json(record, "search run record").get("seconds") if record.is_file() else None
+    return doc
 
 
 def read_metrics(run: dict[str, Any]) -> dict[str, Any]:

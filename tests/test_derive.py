@@ -23,7 +23,7 @@ NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3
 DARTS_EDGES = [[src, 2 + m] for m in range(4) for src in range(2 + m)]
 NB201_EDGES = [[0, 1], [0, 2], [1, 2], [0, 3], [1, 3], [2, 3]]
 SEARCH_PROVENANCE = {"stage": "search", "params": {"seed": 0}, "params_hash": "abc", "code": {"commit": None},
-                     "data_manifest_sha256": "f" * 64}
+                     "data_sha256": "f" * 64}
 
 
 def write_search(folder: Path, space: str, algorithm: str, tensors: dict[str, np.ndarray], variant: str = "v2",
@@ -62,11 +62,14 @@ EXPECTED_NORMAL = (("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 2)
 
 def test_derive_rome_end_to_end(smoke_params: dict):
     search = write_search(stage_dir(smoke_params, "search"), "darts", "rome", rome_tensors())
-    out = derive.run(smoke_params, stage_dir(smoke_params, "derive"), argparse.Namespace(search_dir=None))
+    out = derive.run(smoke_params, stage_dir(smoke_params, "derive"), argparse.Namespace())
     assert out == stage_dir(smoke_params, "derive")
-    assert sorted(p.name for p in out.iterdir()) == ["genotype.json", "genotype.txt", "normal.png", "reduce.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["cells", "genotype.json", "genotype.txt", "metrics.json"]
+    assert sorted(p.name for p in (out / "cells").iterdir()) == ["normal.png", "reduce.png"]
     for png in ("normal.png", "reduce.png"):
-        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / png).stat().st_size > 5000
+        png = out / "cells" / png
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert set(json.loads((out / "metrics.json").read_text())) == {"n_param_free_normal", "n_param_free_reduce"}
     doc = json.loads((out / "genotype.json").read_text())
     g = load_genotype(out / "genotype.json")
     assert isinstance(g, Genotype) and g.normal == EXPECTED_NORMAL and g.normal_concat == (2, 3, 4, 5)
@@ -76,11 +79,11 @@ def test_derive_rome_end_to_end(smoke_params: dict):
                                                               for op, _ in g.reduce)}
     assert doc["search_provenance"] == SEARCH_PROVENANCE
     assert doc["provenance"]["stage"] == "derive" and "derive" in doc["provenance"]["params"]
-    assert doc["provenance"]["data_manifest_sha256"] == "f" * 64
+    assert doc["provenance"]["data_sha256"] == "f" * 64
     probs = doc["probabilities"]["normal"]
     assert len(probs["alpha"]) == 14 and abs(sum(probs["alpha"][0]) - 1) < 1e-5
     assert probs["beta"][0] == pytest.approx(1 / (1 + np.e), abs=1e-5)  # softmax within node 0
-    assert doc["search"]["dir"] == str(search)
+    assert doc["search"] == {"algorithm": "rome", "variant": "v2"}  # no machine path: the bytes must not depend on where it ran
 
 
 def test_rolled_reduce_alpha_is_argmaxed_per_edge(smoke_params: dict):
@@ -89,7 +92,7 @@ def test_rolled_reduce_alpha_is_argmaxed_per_edge(smoke_params: dict):
     g = load_genotype(derive.run(smoke_params, stage_dir(smoke_params, "derive"), None) / "genotype.json")
     ops = [OPS7[int(np.argmax(t["alpha_reduce"][e]))] for e in (1, 0, 4, 3, 5, 8, 13, 11)]
     assert [op for op, _ in g.reduce] == ops
-    first = {f: (stage_dir(smoke_params, "derive") / f).read_bytes() for f in ("normal.png", "genotype.txt")}
+    first = {f: (stage_dir(smoke_params, "derive") / f).read_bytes() for f in ("cells/normal.png", "genotype.txt", "genotype.json")}
     again = derive.run(smoke_params, stage_dir(smoke_params, "derive"), None)
     assert {f: (again / f).read_bytes() for f in first} == first  # re-deriving reproduces the files byte for byte
 
@@ -127,7 +130,7 @@ def test_derive_gdas_and_darts_rules_without_beta(tmp_path: Path):
         doc = json.loads((out / "genotype.json").read_text())
         assert doc["rule"] == rule and doc["probabilities"]["normal"]["beta"] is None
         assert load_genotype(out / "genotype.json").normal[:2] == node0
-        assert (out / "normal.png").is_file()  # parallel edges (gdas: input 0 twice) are drawn too
+        assert (out / "cells" / "normal.png").is_file()  # parallel edges (gdas: input 0 twice) are drawn too
 
 
 def test_derive_nb201(tmp_path: Path):
@@ -142,7 +145,7 @@ def test_derive_nb201(tmp_path: Path):
     assert doc["nb201_arch"] == arch and doc["rule"] == "nb201"
     assert load_genotype(out / "genotype.json") == NB201Genotype.from_arch_str(arch)
     assert (out / "genotype.txt").read_text().strip() == arch
-    assert (out / "cell.png").is_file()
+    assert (out / "cells" / "cell.png").is_file()
 
 
 def test_derive_cli_and_bad_search_folders(tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -159,7 +162,7 @@ def test_derive_cli_and_bad_search_folders(tmp_path: Path, capsys: pytest.Captur
     assert cli.main(["derive", "--params", str(params_file)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(stage_dir(params, "derive"))
     other = tmp_path / "elsewhere"
-    assert cli.main(["derive", "--params", str(params_file), "--search-dir", str(search), "--out", str(other)]) == 0
+    assert cli.main(["derive", "--params", str(params_file), "--input", f"search={search}", "--out", str(other)]) == 0
     assert load_genotype(other / "genotype.json").normal == EXPECTED_NORMAL
     # beta of the wrong length
     t = rome_tensors()

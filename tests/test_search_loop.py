@@ -191,8 +191,8 @@ def test_stage_writes_every_artifact(tmp_path: Path, prepared_smoke: Path) -> No
     names = {p.name for p in out.iterdir()}
     assert {"arch.safetensors", "search.json", "history.json", "history.csv", "probabilities.csv", "metrics.json",
             "checkpoint.pt"} <= names
-    # a finished run's checkpoint moves into the artifact: the persistent folder only holds interrupted runs
-    assert not any(checkpoint_dir(params, "search").iterdir())
+    # a finished run's checkpoint moves into the artifact: state/ only holds interrupted runs
+    assert not checkpoint_dir(params, "search").exists()
     assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == 2
     arch = load_file(str(out / "arch.safetensors"))
     assert set(arch) == {"alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce"}
@@ -200,7 +200,7 @@ def test_stage_writes_every_artifact(tmp_path: Path, prepared_smoke: Path) -> No
     doc = json.loads((out / "search.json").read_text())
     assert doc["schema_version"] == 1 and doc["space"] == "darts" and doc["variant"] == "v1"
     assert len(doc["ops"]["normal"]) == 14 and doc["in_degree"] == [2, 2, 2, 2] and len(doc["pairs"]) == 20
-    assert doc["provenance"]["stage"] == "search" and doc["provenance"]["data_manifest_sha256"]
+    assert doc["provenance"]["stage"] == "search" and doc["provenance"]["data_sha256"]
     assert doc["tau_final"] == params["search"]["tau_min"]
     history = json.loads((out / "history.json").read_text())["epochs"]
     assert [h["epoch"] for h in history] == [1, 2]
@@ -209,7 +209,13 @@ def test_stage_writes_every_artifact(tmp_path: Path, prepared_smoke: Path) -> No
     probs = list(csv.DictReader((out / "probabilities.csv").open()))
     assert len(probs) == 2 * 2 * (14 * 7 + 20)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"val_acc", "val_loss", "n_param_free_normal", "seconds"}
+    assert set(metrics) == {"val_acc", "val_loss", "n_param_free_normal"}
+    # measured (not computed) figures live in the run record in state/, outside the artifact
+    from rome.paths import run_record_path
+
+    record = json.loads(run_record_path(params, "search").read_text())
+    assert record["seconds"] > 0 and [e["epoch"] for e in record["epochs"]] == [1, 2]
+    assert "seconds" not in doc and "environment" not in doc and "created_unix" not in json.dumps(doc)
     # the contract with `rome derive`: it reads these files and finds the genotype of the last epoch
     meta, tensors = read_search(out)
     genotype, rule, _ = derive_from_search(meta, tensors, str(out))
@@ -230,7 +236,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path: Path, prepared
         results = _results_with_prepared(prepared_smoke, tmp_path / name)
         files[name] = tmp_path / f"{name}.yaml"
         files[name].write_text(yaml.safe_dump({"preset": "smoke", "results_dir": str(results), "search": search_params}))
-    ckpt = tmp_path / "killed" / "results" / "mnist5k" / "darts" / "rome" / "seed0" / "search_ckpt" / CHECKPOINT_FILE
+    ckpt = tmp_path / "killed" / "state" / "mnist5k" / "darts" / "rome" / "seed0" / "search_ckpt" / CHECKPOINT_FILE
     proc = _cli(files["killed"], env)
     deadline = time.monotonic() + 120
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -240,7 +246,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path: Path, prepared
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     epoch_at_kill = torch.load(ckpt, weights_only=False)["epoch"]
     assert 1 <= epoch_at_kill < search_params["epochs"]
-    out_dir = ckpt.parent.parent / "search"
+    out_dir = tmp_path / "killed" / "results" / "mnist5k" / "darts" / "rome" / "seed0" / "search"
     assert not out_dir.exists()
 
     resumed = _cli(files["killed"], env)
@@ -250,7 +256,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path: Path, prepared
     assert resumed.returncode == 0, r_err
     assert reference.returncode == 0, f_err
     assert f"resuming {ckpt} after epoch {epoch_at_kill}/4" in r_err
-    assert not any(ckpt.parent.iterdir())  # finished: the checkpoint moved into the artifact, no stale temp file left
+    assert not ckpt.parent.exists()  # finished: the checkpoint moved into the artifact, no stale temp file left
     assert (out_dir / "checkpoint.pt").is_file()
     assert r_out.strip().splitlines()[-1] == str(out_dir)
     a = load_file(str(out_dir / "arch.safetensors"))

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from typing import Any
 from rome import __version__
 from rome.config import params_hash
 from rome.errors import RomeError
+from rome.paths import run_record_path
+from rome.pipeline.codedeps import code_identity
 from rome.tracking import current_run_id
 
 
@@ -112,16 +115,43 @@ def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def provenance(params: dict[str, Any], sections: list[str], stage: str, data_manifest_sha256: str | None = None) -> dict[str, Any]:
-    """The audit block: which params (only the sections the stage read) produced this artifact."""
+def provenance(params: dict[str, Any], sections: list[str], stage: str, data_sha256: str | None = None) -> dict[str, Any]:
+    """The audit block: the params (only the sections the stage read), the code and the data that produced it.
+
+    Deterministic by design (no time, host, commit or W&B id: those go to the run record, see
+    ``write_run_record``), so rerunning a stage on the same inputs writes byte-identical files.
+    """
     read = {k: params[k] for k in ["preset", "seed", "device", "deterministic", *sections] if k in params}
     return {
         "stage": stage,
         "params": read,
         "params_hash": params_hash(read),
-        "code": {"rome_version": __version__, **git_state()},
-        "data_manifest_sha256": data_manifest_sha256,
+        "code": {"rome_version": __version__, **code_identity(stage)},
+        "data_sha256": data_sha256,
+    }
+
+
+RUN_RECORD_SCHEMA_VERSION = 1
+
+
+def write_run_record(params: dict[str, Any], stage: str, artifact: Path, **facts: Any) -> Path:
+    """The volatile facts of a stage's run, kept in state/ beside (never inside) the artifact.
+
+    When, where, by which commit, under which DVC stage and W&B run, and how long: what a
+    reader wants to know but must not change the artifact's bytes. ``rome audit`` shows it.
+    """
+    from rome.reproducibility import environment  # torch: only stages that write a record need it
+
+    record = {
+        "schema_version": RUN_RECORD_SCHEMA_VERSION,
+        "stage": stage,
+        "artifact": str(artifact),
+        "created_unix": round(time.time(), 3),
+        "host": socket.gethostname(),
+        "git": git_state(),
         "dvc_stage": os.environ.get("DVC_STAGE"),
         "wandb_run_id": current_run_id(),
-        "created_unix": round(time.time(), 3),
+        "environment": environment(),
+        **facts,
     }
+    return write_json(run_record_path(params, stage), record)

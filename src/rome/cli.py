@@ -27,7 +27,9 @@ STAGE_HELP = {
     "evaluate": "test accuracy, params, FLOPs, latency (+ NAS-Bench-201 lookup) -> metrics.json",
     "aggregate": "mean +- std and best over the sweep's seeds -> summary table",
     "audit": "which params, code and data produced an artifact; would the workspace reproduce it",
+    "pipeline": "write or check dvc.yaml from the stage table and each stage's imports",
 }
+NOT_STAGES = ("audit", "pipeline")
 
 
 def stage_module(name: str) -> ModuleType:
@@ -47,14 +49,31 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
                        help="params file (default: %(default)s); keys override the selected preset")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one param, e.g. --set search.k_samples=7 (repeatable; value parsed as YAML)")
-        if name != "audit":
+        if name not in NOT_STAGES:
             p.add_argument("--out", type=Path, default=None, metavar="DIR",
                            help="write the artifact here instead of the folder derived from the params")
+            p.add_argument("--input", dest="inputs", action="append", default=[], metavar="STAGE=DIR",
+                           help="read an upstream stage's artifact from DIR (default: the folder derived from the params)")
+            p.add_argument("--threads", type=int, default=None, metavar="N",
+                           help="torch threads (default: torch's choice); not a param: it never changes a result's identity")
         if name == selected:
             add = getattr(stage_module(name), "add_arguments", None)
             if add is not None:
                 add(p)
     return parser
+
+
+def parse_inputs(items: list[str]) -> dict[str, Path]:
+    """``--input STAGE=DIR`` options -> {stage: folder}, one-line errors on a malformed item."""
+    from rome.paths import STAGES
+
+    inputs: dict[str, Path] = {}
+    for item in items:
+        stage, sep, folder = item.partition("=")
+        if not sep or stage not in STAGES or not folder:
+            raise RomeError(f"--input {item!r}: expected STAGE=DIR with STAGE one of {list(STAGES)}")
+        inputs[stage] = Path(folder)
+    return inputs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,14 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     module = stage_module(args.stage)
     try:
-        if args.stage == "audit":
+        if args.stage in NOT_STAGES:
             return int(module.main(args) or 0)
         from rome.config import load_params
-        from rome.paths import stage_dir
+        from rome.paths import stage_dir, using_inputs
 
         params = load_params(args.params, args.overrides)
         out = args.out if args.out is not None else stage_dir(params, args.stage)
-        written = module.run(params, Path(out), args)
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(max(1, args.threads))
+        with using_inputs(parse_inputs(args.inputs)):
+            written = module.run(params, Path(out), args)
     except RomeError as exc:
         one_line = " ".join(str(exc).split())  # the promise is ONE line, whatever a library put in it
         print(f"rome {args.stage}: error: {one_line}", file=sys.stderr)

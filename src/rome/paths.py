@@ -1,16 +1,26 @@
-"""Where each stage writes, derived from the resolved params alone.
+"""Where each stage reads and writes, derived from the resolved params alone.
 
 The next stage finds its input without being told, and dvc.yaml / the Snakemake rules spell
-the same paths (a test checks the three agree).
+the same paths (a test checks the three agree). The engines also pass those paths explicitly
+(``--input STAGE=DIR``, ``--out DIR``); ``input_dir`` honours them.
+
+Two roots: ``results/`` holds only stage outputs (what DVC caches and hashes); ``state/`` beside it
+holds what must survive a run but is no output: the checkpoints of an interrupted search or
+retraining, and each stage's run record (timestamps, host, W&B id, timings). Keeping them out of
+the outputs keeps every output a pure function of params, code and data, and DVC's run-cache on.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 STAGES = ("prepare", "search", "derive", "train", "evaluate")
-CHECKPOINT_DIRS = {"search": "search_ckpt", "train": "train_ckpt"}
+RESUMABLE = ("search", "train")
+_INPUTS: ContextVar[Mapping[str, Path]] = ContextVar("rome_inputs", default={})
 
 
 def data_dir(params: dict[str, Any]) -> Path:
@@ -18,10 +28,15 @@ def data_dir(params: dict[str, Any]) -> Path:
     return Path(params["results_dir"]) / params["data"]["dataset"] / "prepare"
 
 
+def run_key(params: dict[str, Any]) -> Path:
+    """<dataset>/<space>/<algorithm>/seed<seed>: one search/retrain run."""
+    s = params["search"]
+    return Path(params["data"]["dataset"]) / s["space"] / s["algorithm"] / f"seed{params['seed']}"
+
+
 def run_dir(params: dict[str, Any]) -> Path:
     """One search/retrain run: results/<dataset>/<space>/<algorithm>/seed<seed>."""
-    s = params["search"]
-    return Path(params["results_dir"]) / params["data"]["dataset"] / s["space"] / s["algorithm"] / f"seed{params['seed']}"
+    return Path(params["results_dir"]) / run_key(params)
 
 
 def stage_dir(params: dict[str, Any], stage: str) -> Path:
@@ -31,13 +46,42 @@ def stage_dir(params: dict[str, Any], stage: str) -> Path:
     if stage == "aggregate":
         # beside results/, not inside: the aggregate depends on the whole results tree
         return Path(params["results_dir"]).parent / "reports"
-    if stage in CHECKPOINT_DIRS:
-        return run_dir(params) / stage
     if stage in STAGES:
         return run_dir(params) / stage
     raise ValueError(f"unknown stage {stage!r}")
 
 
+def state_root(params: dict[str, Any]) -> Path:
+    """``state/`` beside ``results/``: checkpoints and run records, never a stage output."""
+    return Path(params["results_dir"]).parent / "state"
+
+
 def checkpoint_dir(params: dict[str, Any], stage: str) -> Path:
-    """Persistent (not atomically replaced) folder a killed stage resumes from."""
-    return run_dir(params) / CHECKPOINT_DIRS[stage]
+    """Where a killed search/train resumes from: state/<run>/<stage>_ckpt (not an output)."""
+    if stage not in RESUMABLE:
+        raise ValueError(f"stage {stage!r} has no checkpoint; expected one of {RESUMABLE}")
+    return state_root(params) / run_key(params) / f"{stage}_ckpt"
+
+
+def run_record_path(params: dict[str, Any], stage: str) -> Path:
+    """The run record of a stage's last run: state/<run>/<stage>.run.json (prepare: state/<dataset>/...)."""
+    if stage == "prepare":
+        return state_root(params) / params["data"]["dataset"] / "prepare.run.json"
+    if stage == "aggregate":
+        return state_root(params) / "aggregate.run.json"
+    return state_root(params) / run_key(params) / f"{stage}.run.json"
+
+
+@contextlib.contextmanager
+def using_inputs(inputs: Mapping[str, Path]) -> Iterator[None]:
+    """Within the block, ``input_dir`` returns these folders (the CLI's ``--input STAGE=DIR``)."""
+    token = _INPUTS.set(dict(inputs))
+    try:
+        yield
+    finally:
+        _INPUTS.reset(token)
+
+
+def input_dir(params: dict[str, Any], stage: str) -> Path:
+    """The folder a stage reads ``stage``'s artifact from: the one passed with --input, else the derived one."""
+    return Path(_INPUTS.get().get(stage) or stage_dir(params, stage))

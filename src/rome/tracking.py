@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 
 _CURRENT_RUN_ID: str | None = None
+# metrics whose W&B summary is their best epoch rather than their last
+SUMMARY_MAX = {"search": ("val_acc",), "train": ("test/top1", "test/top5")}
 
 
 def current_run_id() -> str | None:
@@ -40,6 +42,8 @@ class Tracker:
 
     def log_artifact(self, path: Path, name: str, kind: str) -> None: ...
 
+    def use_artifact(self, path: Path, name: str, kind: str) -> None: ...
+
     def summary(self, values: dict[str, Any]) -> None: ...
 
     def finish(self) -> None: ...
@@ -59,19 +63,37 @@ class WandbTracker(Tracker):
         self._run, self._wandb = run, wandb
         self.run_id = _CURRENT_RUN_ID = run.id
 
+    # ``step`` is W&B's own counter; rome logs ``epoch`` as the step metric instead (define_metric
+    # in ``start``), so a resumed run that redoes an epoch never trips W&B's monotonic-step rule.
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        self._run.log(metrics, step=step)
+        self._run.log({**metrics, **({"epoch": step} if step is not None else {})})
 
     def log_table(self, key: str, columns: list[str], rows: list[list[Any]], step: int | None = None) -> None:
-        self._run.log({key: self._wandb.Table(columns=columns, data=rows)}, step=step)
+        self.log({key: self._wandb.Table(columns=columns, data=rows)}, step=step)
 
     def log_images(self, key: str, paths: list[Path], step: int | None = None) -> None:
-        self._run.log({key: [self._wandb.Image(str(p), caption=Path(p).stem) for p in paths]}, step=step)
+        self.log({key: [self._wandb.Image(str(p), caption=Path(p).stem) for p in paths]}, step=step)
 
-    def log_artifact(self, path: Path, name: str, kind: str) -> None:
+    def _artifact(self, path: Path, name: str, kind: str) -> Any:
         art = self._wandb.Artifact(name, type=kind)
         (art.add_dir if Path(path).is_dir() else art.add_file)(str(path))
-        self._run.log_artifact(art)
+        return art
+
+    def log_artifact(self, path: Path, name: str, kind: str) -> None:
+        self._run.log_artifact(self._artifact(path, name, kind))
+
+    def use_artifact(self, path: Path, name: str, kind: str) -> None:
+        """Declare an input artifact, so W&B's lineage graph links data -> search -> genotype -> model.
+
+        W&B refuses ``use_artifact`` in offline mode; there the input's name and content digest
+        go into the run's config (``inputs``) instead, so the link is still recorded.
+        """
+        art = self._artifact(path, name, kind)
+        if self._run.offline:
+            self._run.config.update({"inputs": {**self._run.config.get("inputs", {}), kind: f"{name}:{art.digest}"}},
+                                   allow_val_change=True)
+            return
+        self._run.use_artifact(art)
 
     def summary(self, values: dict[str, Any]) -> None:
         self._run.summary.update(values)
@@ -93,8 +115,29 @@ def experiment_group(params: dict[str, Any]) -> str:
     return t["group"] or f"{params['data']['dataset']}-{s['space']}-{s['algorithm']}"
 
 
-def start(params: dict[str, Any], stage: str, sections: list[str], provenance: dict[str, Any] | None = None) -> Tracker:
-    """Open a run: config = the stage's resolved params + code commit + data manifest hash."""
+def artifact_name(params: dict[str, Any], kind: str) -> str:
+    """W&B artifact names: one per run of the sweep (data: one per dataset)."""
+    if kind == "dataset":
+        return f"data-{params['data']['dataset']}"
+    return f"{kind}-{experiment_group(params)}-seed{params['seed']}"
+
+
+def new_run_id() -> str:
+    """A W&B-style run id (8 lowercase letters and digits), kept with a checkpoint to resume the run."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def start(params: dict[str, Any], stage: str, sections: list[str], provenance: dict[str, Any] | None = None,
+          run_id: str | None = None) -> Tracker:
+    """Open a run: config = the stage's resolved params + code and data hashes.
+
+    ``run_id`` (kept in the stage's checkpoint folder) makes a resumed search or retraining continue
+    the same W&B run (``resume="allow"``) instead of starting another. ``epoch`` is the step metric.
+    """
     mode = resolve_mode(params)
     if mode == "disabled":
         return Tracker()
@@ -106,13 +149,35 @@ def start(params: dict[str, Any], stage: str, sections: list[str], provenance: d
     read = {k: params[k] for k in ["preset", "seed", *sections] if k in params}
     config = {**read, "params_hash": params_hash(read)}
     if provenance:
-        config["code_commit"] = provenance.get("code", {}).get("commit")
-        config["data_manifest_sha256"] = provenance.get("data_manifest_sha256")
+        config["code_hash"] = (provenance.get("code") or {}).get("hash")
+        config["data_sha256"] = provenance.get("data_sha256")
     # beside (not inside) results/, so DVC folders never see W&B files change
     wandb_dir = Path(os.environ.get("WANDB_DIR") or Path(params["results_dir"]).resolve().parent / "wandb")
     wandb_dir.mkdir(parents=True, exist_ok=True)
     t = params["tracking"]
     run = wandb.init(project=t["project"], entity=t["entity"], group=experiment_group(params), job_type=stage,
                      name=f"{stage}-{params['data']['dataset']}-seed{params['seed']}", config=config, mode=mode,
-                     dir=str(wandb_dir), settings=wandb.Settings(silent=True, console="off"), reinit="create_new")
+                     dir=str(wandb_dir), settings=wandb.Settings(silent=True, console="off"), reinit="create_new",
+                     id=run_id, resume="allow" if run_id else None)
+    run.define_metric("epoch")
+    run.define_metric("*", step_metric="epoch")
+    for key in SUMMARY_MAX.get(stage, ()):
+        run.define_metric(key, step_metric="epoch", summary="max")
     return WandbTracker(run, wandb)
+
+
+RUN_ID_FILE = "wandb_run_id"
+
+
+def tracking_run_id(checkpoint_dir: Path) -> str:
+    """The W&B run id of a resumable stage, kept beside its checkpoint: a killed run that resumes
+    from that checkpoint continues the same W&B run; a fresh run (no checkpoint folder) gets a new id."""
+    file = Path(checkpoint_dir) / RUN_ID_FILE
+    if file.is_file():
+        text = file.read_text().strip()
+        if text.isalnum():
+            return text
+    run_id = new_run_id()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(run_id + "\n")
+    return run_id

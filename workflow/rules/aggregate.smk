@@ -1,16 +1,25 @@
 rule aggregate:
     input:
-        all_runs("evaluate"),
+        all_runs("search"),
         all_runs("derive"),
+        all_runs("train"),
+        all_runs("evaluate"),
     output:
-        f"{REPORTS}/summary.csv",
-        f"{REPORTS}/runs.csv",
-        f"{REPORTS}/metrics.json",
+        runs=f"{REPORTS}/runs.csv",
+        summary=f"{REPORTS}/summary.csv",
+        record=f"{REPORTS}/aggregate.json",
+        metrics=f"{REPORTS}/metrics.json",
+        search_plot=f"{REPORTS}/plots/search_history.csv",
+        train_plot=f"{REPORTS}/plots/train_summary.csv",
     params:
         flags=PARAMS_FLAG,
+        out=lambda w, output: os.path.dirname(output.summary),
+        tracked=tracked("aggregate"),
+        code=CODE["aggregate"],
+    threads: 1
     log:
         "logs/aggregate.log",
     conda:
         "../envs/rome.yaml"
     shell:
-        "rome aggregate {params.flags}2> {log}"
+        "rome aggregate {params.flags}--out {params.out} > {log} 2>&1"

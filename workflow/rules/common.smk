@@ -1,9 +1,15 @@
-# Helpers shared by the rules: config validation, the resolved params, sweep expansion and the
-# `--set` flags that pin one run (the same flags dvc.yaml passes).
+# Helpers shared by the rules: config validation, the resolved params, sweep expansion, the `--set`
+# flags that pin one run (the same flags dvc.yaml passes), and what makes a job stale: the
+# resolved params each stage reads and the content hash of the code it imports (rome.pipeline), so
+# Snakemake's `params` rerun trigger fires exactly when DVC calls the stage changed.
+import os
+
 from snakemake.utils import validate
 
 from rome.config import read_params_file, resolve, schema_path
 from rome.paths import stage_dir
+from rome.pipeline.fingerprint import code_digest, params_digest, run_params
+from rome.pipeline.spec import STAGES
 
 # `snakemake --configfile other.yaml` runs another params file: the rules pass it on to rome.
 PARAMS_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "params.yaml"
@@ -17,7 +23,9 @@ PARAMS = resolve(RUN_CONFIG, source=PARAMS_FILE)
 SWEEP = PARAMS["sweep"]
 RESULTS = PARAMS["results_dir"]
 RUN = f"{RESULTS}/{{dataset}}/{{space}}/{{algorithm}}/seed{{seed}}"
+DATA = f"{RESULTS}/{{dataset}}/prepare"
 REPORTS = str(stage_dir(PARAMS, "aggregate"))
+CODE = {stage: code_digest(stage) for stage in STAGES}
 
 
 wildcard_constraints:
@@ -35,6 +43,18 @@ def run_flags(wildcards):
     )
 
 
+def tracked(stage):
+    """params: entry of a rule: digest of the resolved params the job reads (presets included)."""
+
+    def digest(wildcards):
+        w = dict(wildcards)
+        params = PARAMS if "dataset" not in w else run_params(
+            PARAMS, w["dataset"], w.get("space"), w.get("algorithm"), w.get("seed"))
+        return params_digest(params, stage)
+
+    return digest
+
+
 def all_runs(stage):
     """Every run folder of a stage over the sweep."""
     return expand(
@@ -44,3 +64,8 @@ def all_runs(stage):
         algorithm=SWEEP["algorithms"],
         seed=SWEEP["seeds"],
     )
+
+
+def torch_threads(cores):
+    """A rule's threads: one per core Snakemake grants (rome passes them to torch)."""
+    return max(1, cores)

@@ -1,16 +1,25 @@
+# GPU and retries as for search: a retried job resumes from state/<run>/train_ckpt.
 rule train:
     input:
-        f"{RESULTS}/{{dataset}}/prepare",
-        f"{RUN}/derive",
+        prepare=DATA,
+        derive=f"{RUN}/derive",
+        genotypes="genotypes",
     output:
         directory(f"{RUN}/train"),
     params:
         flags=run_flags,
+        tracked=tracked("train"),
+        code=CODE["train"],
+    threads: 2
+    retries: 2
     resources:
         gpu=1,
     log:
         "logs/train/{dataset}-{space}-{algorithm}-seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/train/{dataset}-{space}-{algorithm}-seed{seed}.tsv"
     conda:
         "../envs/rome.yaml"
     shell:
-        "rome train {params.flags} 2> {log}"
+        "rome train {params.flags} --input prepare={input.prepare} --input derive={input.derive} "
+        "--out {output} --threads {threads} > {log} 2>&1"

@@ -70,6 +70,12 @@ class PreparedData:
     def manifest_sha256(self) -> str:
         return sha256_file(self.path / MANIFEST_FILE)
 
+    @property
+    def data_sha256(self) -> str | None:
+        """The data's identity in provenance: the content hash of the pixels and labels that
+        ``rome prepare`` recorded (not the manifest's hash: same data, same identity)."""
+        return (self.manifest.get("outputs_sha256") or {}).get(DATA_FILE)
+
 
 def load_prepared(path: str | Path) -> PreparedData:
     """Open a prepared-data folder with one-line errors for a missing/corrupt/newer manifest."""

@@ -1,5 +1,6 @@
 """``rome aggregate``: every run of the sweep -> per-run table, mean +- std and best per
-(dataset, space, algorithm) as ROME reports results, DVC metrics and concatenated plot CSVs."""
+(dataset, space, algorithm) as ROME reports results, DVC metrics, and plot CSVs with one
+series per run (the search's accuracy and the retraining's test accuracy over epochs)."""
 
 from __future__ import annotations
 
@@ -73,20 +74,21 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _tagged(rows: list[dict[str, str]], run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of one run's curve, named by the run: ``series`` is what DVC's ``series`` template
+    colours by, so ``dvc plots show`` draws one line per run (not one zig-zag through all runs)."""
     tag = f"{run['data']['dataset']}/{run['search']['space']}/{run['search']['algorithm']}/seed{run['seed']}"
-    return [{"run": tag, **r} for r in rows]
+    return [{"series": tag, **r} for r in rows]
 
 
 def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = None) -> Path:
     runs = sweep_runs(params)
-    rows, history, probs, train_curves = [], [], [], []
+    rows, history, train_curves = [], [], []
     for r in runs:
         try:
             rows.append(collect_run(r))
         except RomeError as exc:
             raise RomeError(f"aggregate: run seed{r['seed']} of {r['search']['algorithm']} is incomplete: {exc}") from None
         history += _tagged(read_csv_rows(stage_dir(r, "search") / "history.csv"), r)
-        probs += _tagged(read_csv_rows(stage_dir(r, "search") / "probabilities.csv"), r)
         train_curves += _tagged(read_csv_rows(stage_dir(r, "train") / "summary.csv"), r)
     summary = summarize(rows)
     metrics = {"/".join(str(s[k]) for k in GROUP_KEYS): {k: v for k, v in s.items() if k not in GROUP_KEYS}
@@ -96,9 +98,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     write_text(out / "summary.csv", csv_text(summary))
     write_json(out / "metrics.json", metrics)
     with atomic_dir(out / "plots") as tmp:
-        write_text(tmp / "search_history.csv", csv_text(history) if history else "run,epoch\n")
-        write_text(tmp / "probabilities.csv", csv_text(probs) if probs else "run,epoch\n")
-        write_text(tmp / "train_summary.csv", csv_text(train_curves) if train_curves else "run,epoch\n")
+        write_text(tmp / "search_history.csv", csv_text(history) if history else "series,epoch\n")
+        write_text(tmp / "train_summary.csv", csv_text(train_curves) if train_curves else "series,epoch\n")
     write_json(out / "aggregate.json", {"schema_version": SCHEMA_VERSION, "runs": len(rows),
                                         "provenance": provenance(params, SECTIONS, "aggregate")})
     for s in summary:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rome import tracking
-from rome.artifacts import atomic_dir, provenance, write_json, write_text
+from rome.artifacts import atomic_dir, provenance, write_json, write_run_record, write_text
 from rome.errors import RomeError
 from rome.genotype.derivation import (
     BETA_RULE,
@@ -32,18 +32,13 @@ from rome.genotype.derivation import (
 )
 from rome.genotype.files import GENOTYPE_FILE, GENOTYPE_TEXT_FILE, genotype_document, genotype_to_text
 from rome.genotype.types import ENTRIES_PER_NODE, AnyGenotype
-from rome.paths import stage_dir
+from rome.paths import input_dir
 from rome.search.artifact import ARCH_FILE, SEARCH_FILE, read_search
 from rome.spaces import get_space_spec
 
 logger = logging.getLogger(__name__)
 
 SECTIONS = ["derive"]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--search-dir", type=Path, default=None, metavar="DIR",
-                        help="search folder to derive from (default: the search stage folder of the params)")
 
 
 def _per_cell(value: Any, cell: str, key: str, source: str) -> Any:
@@ -135,30 +130,36 @@ def derive_from_search(meta: dict[str, Any], tensors: dict[str, np.ndarray],
     return genotype, rule, probabilities
 
 
+CELLS_DIR = "cells"
+
+
 def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = None) -> Path:
-    search_dir = getattr(args, "search_dir", None) or stage_dir(params, "search")
-    search_dir = Path(search_dir)
+    search_dir = input_dir(params, "search")
     meta, tensors = read_search(search_dir)
     genotype, rule, probabilities = derive_from_search(meta, tensors, str(search_dir))
     search_prov = meta.get("provenance") or {}
     with tracking.start(params, "derive", SECTIONS, search_prov) as tracker:
+        tracker.use_artifact(search_dir, tracking.artifact_name(params, "search"), "search")
         doc = genotype_document(
             genotype, meta["space"],
-            search={"dir": str(search_dir), "algorithm": meta.get("algorithm"), "variant": meta.get("variant")},
+            search={"algorithm": meta.get("algorithm"), "variant": meta.get("variant")},
             rule=rule,
             probabilities=probabilities,
             search_provenance=search_prov,
-            provenance=provenance(params, SECTIONS, "derive", search_prov.get("data_manifest_sha256")),
+            provenance=provenance(params, SECTIONS, "derive", search_prov.get("data_sha256")),
         )
         with atomic_dir(out) as tmp:
             write_json(tmp / GENOTYPE_FILE, doc)
             write_text(tmp / GENOTYPE_TEXT_FILE, genotype_to_text(genotype) + "\n")
+            write_json(tmp / "metrics.json", {f"n_param_free_{cell}": n for cell, n in doc["n_param_free"].items()})
+            (tmp / CELLS_DIR).mkdir()
             if params["derive"]["plot"]:
                 from rome.plots import plot_genotype  # matplotlib only when pictures are wanted
 
-                plot_genotype(genotype, tmp, f"{meta['space']}/{meta.get('algorithm')}")
+                plot_genotype(genotype, tmp / CELLS_DIR, f"{meta['space']}/{meta.get('algorithm')}")
         tracker.summary({f"n_param_free_{cell}": n for cell, n in doc["n_param_free"].items()})
-        tracker.log_images("cells", sorted(out.glob("*.png")))
-        tracker.log_artifact(out, f"genotype-{tracking.experiment_group(params)}-seed{params['seed']}", "genotype")
+        tracker.log_images("cells", sorted((out / CELLS_DIR).glob("*.png")))
+        tracker.log_artifact(out, tracking.artifact_name(params, "genotype"), "genotype")
+        write_run_record(params, "derive", out)
     logger.info(f"derive: {rule} rule: {genotype_to_text(genotype)}; parameter-free ops {doc['n_param_free']}")
     return out

@@ -1,9 +1,10 @@
 """``rome evaluate``: test top-1/top-5, params (M), multiply-adds (M), latency, NAS-Bench-201 lookup.
 
 Reads the train stage's ``model.json`` + ``model.safetensors`` and the prepared ``test`` split.
-Writes ``metrics.json`` (flat numbers for DVC: top1, top5, params_m, flops_m, latency_ms and, for
+Writes ``metrics.json`` (flat numbers for DVC: top1, top5, params_m, flops_m and, for
 an NB201 cell with evaluate.benchmark_table set, nb201_<dataset>_valid / _test / nb201_index) and
-``evaluate.json`` (the same plus how each number was measured, provenance and environment).
+``evaluate.json`` (the same plus how each number was measured, and provenance). Latency is
+measured, not computed, so it lives in the run record (``state/<run>/evaluate.run.json``) and W&B.
 
 "FLOPs (M)" are multiply-adds of one image (torch FlopCounterMode's count / 2), the convention of
 NAS papers. Latency: median ms of ``evaluate.latency_batches`` forwards of one batch of
@@ -18,14 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from rome import tracking
-from rome.artifacts import atomic_dir, provenance, sha256_file, write_json
+from rome.artifacts import atomic_dir, provenance, sha256_file, write_json, write_run_record
 from rome.data.normalize import channel_stats, normalize
 from rome.data.prepared import load_prepared
 from rome.errors import RomeError
-from rome.paths import stage_dir
-from rome.reproducibility import environment, resolve_device, seed_everything, set_deterministic
+from rome.paths import input_dir
+from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.training import network
 from rome.training.checkpoint import load_weights
 from rome.training.flops import multiply_adds_m, params_m
@@ -56,16 +56,16 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     device = resolve_device(params["device"])
     set_deterministic(params["deterministic"])
     seed_everything(params["seed"])
-    train_dir = stage_dir(params, "train")
+    train_dir = input_dir(params, "train")
     doc = read_model_doc(train_dir)
     model = network.build(doc["network"], doc["kwargs"])
     load_weights(model, train_dir / MODEL_FILE)
     model = model.to(device).eval()
-    data = load_prepared(stage_dir(params, "prepare"))
+    data = load_prepared(input_dir(params, "prepare"))
     check_data_fits(doc, data, train_dir / MODEL_JSON)
-    trained_on = (doc.get("provenance") or {}).get("data_manifest_sha256")
-    if trained_on and trained_on != data.manifest_sha256:
-        logger.warning(f"evaluate: warning: {data.path} was re-prepared since training (manifest sha256 differs)")
+    trained_on = (doc.get("provenance") or {}).get("data_sha256")
+    if trained_on and trained_on != data.data_sha256:
+        logger.warning(f"evaluate: warning: {data.path} holds other data than the model was trained on (sha256 differs)")
 
     images, labels = data.split("test")
     settings = StepSettings(device=device)
@@ -77,8 +77,10 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         "top5": acc["top5"],
         "params_m": params_m(model),
         "flops_m": multiply_adds_m(model, doc["in_chans"], doc["resolution"]),
-        "latency_ms": batch_latency_ms(model, batch, e["latency_batches"], warmup=LATENCY_WARMUP),
     }
+    # measured, not computed: latency differs between two runs on the same inputs, so it goes to the
+    # run record (state/<run>/evaluate.run.json) and W&B, never into the artifact DVC hashes
+    latency_ms = batch_latency_ms(model, batch, e["latency_batches"], warmup=LATENCY_WARMUP)
     benchmark: dict[str, Any] | None = None
     if e["benchmark_table"]:
         arch = doc.get("nb201_arch")
@@ -102,20 +104,21 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
                   "train_params_hash": (doc.get("provenance") or {}).get("params_hash")},
         "flops": {"unit": "million multiply-adds per image (torch FlopCounterMode flops / 2)",
                   "input": [1, doc["in_chans"], doc["resolution"], doc["resolution"]]},
-        "latency": {"unit": "ms per batch, median", "batch_size": int(batch.shape[0]),
-                    "repeats": e["latency_batches"], "warmup": LATENCY_WARMUP, "device": str(device)},
         "benchmark": benchmark,
-        "environment": environment(),
     }
-    prov = provenance(params, SECTIONS, "evaluate", data.manifest_sha256)
+    latency = {"latency_ms": latency_ms, "unit": "ms per batch, median", "batch_size": int(batch.shape[0]),
+               "repeats": e["latency_batches"], "warmup": LATENCY_WARMUP, "device": str(device)}
+    prov = provenance(params, SECTIONS, "evaluate", data.data_sha256)
     with tracking.start(params, "evaluate", SECTIONS, prov) as tracker:
-        report["provenance"] = provenance(params, SECTIONS, "evaluate", data.manifest_sha256)  # with the run id
+        tracker.use_artifact(train_dir / MODEL_FILE, tracking.artifact_name(params, "model"), "model")
+        report["provenance"] = prov
         with atomic_dir(out) as tmp:
             write_json(tmp / "metrics.json", metrics)
             write_json(tmp / "evaluate.json", report)
-        tracker.summary(metrics)
+        tracker.summary({**metrics, "latency_ms": latency_ms})
+        write_run_record(params, "evaluate", out, seconds=round(time.perf_counter() - t0, 3), latency=latency)
     extra = "".join(f" {k} {v:.2f}" for k, v in metrics.items() if k.startswith("nb201_") and k != "nb201_index")
     logger.info(f"evaluate: top1 {metrics['top1']:.2f} top5 {metrics['top5']:.2f} params {metrics['params_m']:.3f}M "
-                f"flops {metrics['flops_m']:.2f}M latency {metrics['latency_ms']:.1f}ms{extra} "
+                f"flops {metrics['flops_m']:.2f}M latency {latency_ms:.1f}ms{extra} "
                 f"in {time.perf_counter() - t0:.1f}s")
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from rome.artifacts import atomic_dir, provenance, sha256_file, write_json
+from rome.artifacts import atomic_dir, provenance, sha256_file, write_json, write_run_record
 from rome.data.prepared import DATA_FILE, MANIFEST_FILE, MANIFEST_SCHEMA_VERSION
 from rome.data.sources import RawDataset, load_source
 from rome.data.splits import SPLITS, make_splits
@@ -42,8 +43,13 @@ def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
 
 
 def _hash_inputs(raw: RawDataset, limit: int = 64) -> dict[str, str]:
-    files = raw.input_files[:limit]
-    return {str(f): sha256_file(f) for f in files}
+    """sha256 of the raw input files, keyed by their path below the inputs' common folder (not the
+    absolute path, which differs between machines and would change the manifest's bytes)."""
+    files = [Path(f) for f in raw.input_files[:limit]]
+    if not files:
+        return {}
+    root = Path(os.path.commonpath([str(f.parent) for f in files]))
+    return {f.relative_to(root).as_posix(): sha256_file(f) for f in files}
 
 
 def build_manifest(raw: RawDataset, tensors: dict[str, torch.Tensor], params: dict[str, Any],
@@ -85,6 +91,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         manifest["outputs_sha256"] = {DATA_FILE: sha256_file(tmp / DATA_FILE)}
         manifest["provenance"] = provenance(params, SECTIONS, "prepare")
         write_json(tmp / MANIFEST_FILE, manifest)
+    seconds = time.perf_counter() - t0
+    write_run_record(params, "prepare", out, seconds=round(seconds, 3))
     sizes = ", ".join(f"{s}={manifest['counts'][s]['total']}" for s in SPLITS)
-    logger.info(f"prepare: {raw.name} {manifest['shape']} {sizes} in {time.perf_counter() - t0:.1f}s")
+    logger.info(f"prepare: {raw.name} {manifest['shape']} {sizes} in {seconds:.1f}s")
     return out

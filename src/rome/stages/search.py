@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from rome import tracking
-from rome.artifacts import atomic_dir, provenance
-from rome.paths import checkpoint_dir, stage_dir
+from rome.artifacts import atomic_dir, provenance, write_run_record
+from rome.paths import checkpoint_dir, input_dir
+from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.search import checkpoint as search_checkpoint
-from rome.search.artifact import CHECKPOINT_FILE, HISTORY_COLUMNS, write_search_artifact
-from rome.reproducibility import environment, resolve_device, seed_everything, set_deterministic
+from rome.search.artifact import CHECKPOINT_FILE, HISTORY_COLUMNS, VOLATILE, export_checkpoint, write_search_artifact
+from rome.tracking import tracking_run_id
 
 logger = logging.getLogger(__name__)
 
@@ -29,20 +29,23 @@ def probability_rows(history: list[dict[str, Any]], space: Any, beta_labels: lis
     """Long format: one row per (epoch, cell type, alpha entry) and per (epoch, cell type, beta entry).
 
     Beta rows carry ``op`` = "" and ``edge`` = the edge index (v2) or "a+b" edge indices of a pair (v1).
+    ``series`` names the curve (DVC's ``series`` plot template draws one line per series).
     """
     rows = []
     for h in history:
         for ct, per_edge in h["alpha"].items():
             for e, probs in enumerate(per_edge):
                 for name, p in zip(space.ops(ct, e), probs):
-                    rows.append({"epoch": h["epoch"], "cell_type": ct, "param": "alpha", "edge": e, "op": name, "p": round(p, 6)})
+                    rows.append({"epoch": h["epoch"], "cell_type": ct, "param": "alpha", "edge": e, "op": name,
+                                 "p": round(p, 6), "series": f"{ct} alpha e{e} {name}"})
         for ct, probs in h["beta"].items():
             for label, p in zip(beta_labels, probs):
-                rows.append({"epoch": h["epoch"], "cell_type": ct, "param": "beta", "edge": label, "op": "", "p": round(p, 6)})
+                rows.append({"epoch": h["epoch"], "cell_type": ct, "param": "beta", "edge": label, "op": "",
+                             "p": round(p, 6), "series": f"{ct} beta {label}"})
     return rows
 
 
-def search_document(result: Any, params: dict[str, Any], manifest_sha: str | None) -> dict[str, Any]:
+def search_document(result: Any, params: dict[str, Any], data_sha: str | None) -> dict[str, Any]:
     """search.json without its schema version: the contract with ``rome derive`` (rome.search.artifact) plus run facts."""
     from rome.search.loop import steps_per_epoch
 
@@ -68,32 +71,21 @@ def search_document(result: Any, params: dict[str, Any], manifest_sha: str | Non
         "tau_final": last["tau"],
         "genotype": last["genotype"],
         "final": {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "n_param_free_normal")},
-        "seconds": round(sum(h["seconds"] for h in state.history), 3),
-        "provenance": provenance(params, SECTIONS, "search", manifest_sha),
-        "environment": environment(),
+        "provenance": provenance(params, SECTIONS, "search", data_sha),
     }
     if hasattr(algo.topology, "pairs"):
         doc["pairs"] = [list(p) for p in algo.topology.pairs()]
     return doc
 
 
-def write_outputs(folder: Path, result: Any, params: dict[str, Any], manifest_sha: str | None) -> None:
+def write_outputs(folder: Path, result: Any, params: dict[str, Any], data_sha: str | None) -> None:
     state = result.state
-    history = state.history
-    doc = search_document(result, params, manifest_sha)
+    history = [{k: v for k, v in h.items() if k not in VOLATILE} for h in state.history]
     last = history[-1]
     write_search_artifact(
-        folder, doc, state.algorithm.arch.named_tensors(), history,
+        folder, search_document(result, params, data_sha), state.algorithm.arch.named_tensors(), history,
         probability_rows(history, state.space, state.algorithm.topology.labels()),
-        {"val_acc": last["val_acc"], "val_loss": last["val_loss"], "n_param_free_normal": last["n_param_free_normal"],
-         "seconds": doc["seconds"]})
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+        {"val_acc": last["val_acc"], "val_loss": last["val_loss"], "n_param_free_normal": last["n_param_free_normal"]})
 
 
 def log_epoch(tracker: tracking.Tracker, row: dict[str, Any]) -> None:
@@ -101,7 +93,7 @@ def log_epoch(tracker: tracking.Tracker, row: dict[str, Any]) -> None:
     if not tracker.active:
         return
     step = row["epoch"]
-    tracker.log({k: row[k] for k in HISTORY_COLUMNS if k != "epoch" and row.get(k) is not None}, step=step)
+    tracker.log({k: row[k] for k in (*HISTORY_COLUMNS, *VOLATILE) if k != "epoch" and row.get(k) is not None}, step=step)
     alpha = [[ct, e, i, p] for ct, edges in row["alpha"].items() for e, ps in enumerate(edges) for i, p in enumerate(ps)]
     tracker.log_table("alpha", ["cell_type", "edge", "op_index", "p"], alpha, step=step)
     if row["beta"]:
@@ -120,22 +112,24 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     if s["amp"] != "none" and device.type != "cuda":
         logger.warning(f"search: search.amp = {s['amp']!r} ignored on {device.type} "
                        "(bf16 autocast is used on CUDA only)")
-    prepared = load_prepared(stage_dir(params, "prepare"))
+    prepared = load_prepared(input_dir(params, "prepare"))
     data = SearchData.from_prepared(prepared)
     ckpt_dir = checkpoint_dir(params, "search")
-    prov = provenance(params, SECTIONS, "search", prepared.manifest_sha256)
-    with tracking.start(params, "search", SECTIONS, prov) as tracker:
+    prov = provenance(params, SECTIONS, "search", prepared.data_sha256)
+    with tracking.start(params, "search", SECTIONS, prov, run_id=tracking_run_id(ckpt_dir)) as tracker:
+        tracker.use_artifact(prepared.path, tracking.artifact_name(params, "dataset"), "dataset")
         result = run_search(params, data, ckpt_dir, device, on_epoch=lambda row: log_epoch(tracker, row))
         with atomic_dir(out) as tmp:
-            write_outputs(tmp, result, params, prepared.manifest_sha256)
-            _link_or_copy(ckpt_dir / search_checkpoint.CHECKPOINT_FILE, tmp / CHECKPOINT_FILE)
+            write_outputs(tmp, result, params, prepared.data_sha256)
+            export_checkpoint(ckpt_dir / search_checkpoint.CHECKPOINT_FILE, tmp / CHECKPOINT_FILE)
         tracker.summary({k: result.history[-1][k] for k in ("val_acc", "val_loss", "n_param_free_normal")})
-    # The finished run's checkpoint now lives in the artifact; the persistent folder only ever
-    # holds an *interrupted* run, so a later run with changed params starts fresh instead of
-    # tripping over a completed run's checkpoint (an interrupted one is still refused).
-    # (the emptied folder stays: DVC declares it as a persistent output)
+        tracker.log_artifact(out, tracking.artifact_name(params, "search"), "search")
+        write_run_record(params, "search", out, seconds=round(sum(h["seconds"] for h in result.history), 3),
+                         epochs=[{k: h[k] for k in ("epoch", *VOLATILE)} for h in result.history])
+    # The finished run's checkpoint now lives in the artifact; the state folder only ever holds an
+    # *interrupted* run, so a later run with changed params starts fresh instead of tripping over a
+    # completed run's checkpoint (an interrupted one is still refused).
     shutil.rmtree(ckpt_dir, ignore_errors=True)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = result.history[-1]
     logger.info(f"search: {s['algorithm']} on {s['space']}: val acc {last['val_acc']:.3f}, "
                 f"parameter-free ops in the normal cell {last['n_param_free_normal']}")

@@ -44,11 +44,11 @@ from timm.utils import CheckpointSaver, ModelEmaV3, update_summary
 from torch.utils.data import DataLoader
 
 from rome import tracking
-from rome.artifacts import atomic_dir, provenance, write_json
+from rome.artifacts import atomic_dir, provenance, write_json, write_run_record
 from rome.data.loaders import ImageTensorDataset
 from rome.data.prepared import PreparedData, load_prepared
 from rome.errors import RomeError
-from rome.paths import checkpoint_dir, stage_dir
+from rome.paths import checkpoint_dir, input_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.training import checkpoint, network
 from rome.training.augment import cutout, train_transform, uses_flip
@@ -69,7 +69,7 @@ SECTIONS = ["data", "train"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh", action="store_true",
-                        help="discard the resume checkpoint (train_ckpt/) and start again from epoch 0")
+                        help="discard the resume checkpoint (state/<run>/train_ckpt/) and start again from epoch 0")
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -140,7 +140,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     t = params["train"]
     device = resolve_device(params["device"])
     set_deterministic(params["deterministic"])
-    data = load_prepared(stage_dir(params, "prepare"))
+    data = load_prepared(input_dir(params, "prepare"))
     source = network.load_source(network.genotype_path(params))
     name = network.network_name(t["network"], source)
     kwargs = network.model_kwargs(source, data.num_classes, data.in_channels, t)
@@ -191,11 +191,14 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     test_images, test_labels = data.split("test")
     summary = ckpt_dir / SUMMARY_FILE
     trim_summary(summary, start)
-    prov = provenance(params, SECTIONS, "train", data.manifest_sha256)
+    prov = provenance(params, SECTIONS, "train", data.data_sha256)
     if start:
         logger.info(f"train: resuming {ckpt_dir / checkpoint.LAST_FILE} at epoch {start}/{t['epochs']}")
 
-    with tracking.start(params, "train", SECTIONS, prov) as tracker:
+    epoch_seconds: list[float] = []
+    with tracking.start(params, "train", SECTIONS, prov, run_id=tracking.tracking_run_id(ckpt_dir)) as tracker:
+        if not t["genotype"]:
+            tracker.use_artifact(source.path, tracking.artifact_name(params, "genotype"), "genotype")
         for epoch in range(start, t["epochs"]):
             te = time.perf_counter()
             seed_everything(epoch_seed(params["seed"], epoch))
@@ -209,7 +212,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
                                     data.std, data.num_classes, settings, desc="test")
             update_summary(epoch, train_metrics, eval_metrics, str(summary), lr=lr)
             saver.save_checkpoint(epoch, metric=eval_metrics["top1"])
-            tracker.log({"epoch": epoch, "lr": lr, **{f"train/{k}": v for k, v in train_metrics.items()},
+            epoch_seconds.append(round(time.perf_counter() - te, 3))
+            tracker.log({"lr": lr, "seconds": epoch_seconds[-1], **{f"train/{k}": v for k, v in train_metrics.items()},
                          **{f"test/{k}": v for k, v in eval_metrics.items()}}, step=epoch)
             logger.info(f"train: epoch {epoch + 1}/{t['epochs']} lr {lr:.5f} loss {train_metrics['loss']:.4f} "
                         f"train_top1 {train_metrics['top1']:.2f} | test loss {eval_metrics['loss']:.4f} "
@@ -221,11 +225,9 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         final = validate(deployable, test_images, test_labels, data.mean, data.std, data.num_classes,
                          StepSettings(device=device), desc="final")
         weights = "ema" if ema is not None else "final"
-        prov = provenance(params, SECTIONS, "train", data.manifest_sha256)  # again: now it names the W&B run
         metrics = {"schema_version": METRICS_SCHEMA_VERSION, "top1": final["top1"], "top5": final["top5"],
                    "loss": final["loss"], "best_top1": saver.best_metric, "best_epoch": saver.best_epoch,
-                   "epochs": t["epochs"], "steps_per_epoch": steps, "weights": weights,
-                   "seconds": round(time.perf_counter() - t0, 2)}
+                   "epochs": t["epochs"], "steps_per_epoch": steps, "weights": weights}
         model_doc = {
             "schema_version": MODEL_SCHEMA_VERSION,
             "network": name,
@@ -237,22 +239,26 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             "mean": list(data.mean),
             "std": list(data.std),
             "classes": data.classes,
-            "genotype_file": str(source.path),
+            "genotype_file": str(source.path) if t["genotype"] else None,
             "space": source.space,
             "nb201_arch": source.nb201_arch,
             "genotype_provenance": source.provenance,
             "provenance": prov,
         }
         with atomic_dir(out) as tmp:
-            save_file(state, str(tmp / MODEL_FILE), metadata={"schema_version": str(MODEL_SCHEMA_VERSION),
-                                                               "network": name, "weights": weights})
+            # one metadata key only: safetensors writes its metadata map in a random order per
+            # process, so two keys would make identical weights differ byte-wise (model.json names
+            # the network and the weights)
+            save_file(state, str(tmp / MODEL_FILE), metadata={"schema_version": str(MODEL_SCHEMA_VERSION)})
             write_json(tmp / MODEL_JSON, model_doc)
             write_json(tmp / METRICS_FILE, metrics)
             if summary.is_file():
                 shutil.copy2(summary, tmp / SUMMARY_FILE)
         checkpoint.mark_complete(ckpt_dir, t["epochs"])
         tracker.summary({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-        tracker.log_artifact(out / MODEL_FILE, f"model-{tracking.experiment_group(params)}-seed{params['seed']}", "model")
+        tracker.log_artifact(out / MODEL_FILE, tracking.artifact_name(params, "model"), "model")
+        write_run_record(params, "train", out, seconds=round(time.perf_counter() - t0, 3),
+                         resumed_at_epoch=start, epoch_seconds=epoch_seconds)
     logger.info(f"train: {name} {t['epochs']} epochs x {steps} steps, test top1 {final['top1']:.2f} "
                 f"(best {saver.best_metric if saver.best_metric is not None else float('nan'):.2f}) "
                 f"in {time.perf_counter() - t0:.1f}s")

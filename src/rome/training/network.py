@@ -19,7 +19,7 @@ from rome.errors import RomeError
 from rome.genotype.files import GENOTYPE_FILE, load_genotype
 from rome.genotype.types import NB201Genotype
 from rome.models import MODEL_NAMES  # importing rome.models registers the rome_* networks with timm
-from rome.paths import stage_dir
+from rome.paths import input_dir
 
 NB201_NETWORK = MODEL_NAMES["nb201"]
 
@@ -45,7 +45,7 @@ class GenotypeSource:
 def genotype_path(params: dict[str, Any]) -> Path:
     """train.genotype when set (e.g. genotypes/darts_v2.json), else the derive stage's genotype.json."""
     given = params["train"]["genotype"]
-    return Path(given) if given else stage_dir(params, "derive") / GENOTYPE_FILE
+    return Path(given) if given else input_dir(params, "derive") / GENOTYPE_FILE
 
 
 def load_source(path: Path) -> GenotypeSource:
