@@ -248,3 +248,23 @@ def test_snakemake_sees_the_code_each_stage_imports(smk_repo: Path, rel: str) ->
         assert smk_jobs(smk_repo) == expected
     finally:
         restore(smk_repo)
+
+
+def test_audit_names_what_differs_params_code_and_data(dvc_repo: Path) -> None:
+    geno = str(dvc_repo / RUN / "derive" / "genotype.json")
+    rep = json.loads(sh(["rome", "audit", geno, "--json"], dvc_repo).stdout)
+    ws = rep["workspace"]
+    assert ws["reproducible"] and ws["params_unchanged"] and ws["code_unchanged"] and ws["data_unchanged"]
+    assert rep["stages"]["search"]["dvc_stage"].startswith("search@") and rep["stages"]["search"]["commit"]
+    edit(dvc_repo, "src/rome/spaces/ops.py", lambda text: text + "\n# an edit\n")
+    set_yaml(dvc_repo, "src/rome/presets/smoke.yaml", "search", "epochs", 3)
+    try:
+        rep = json.loads(sh(["rome", "audit", geno, "--json"], dvc_repo).stdout)
+        ws = rep["workspace"]
+        assert not ws["reproducible"] and ws["data_unchanged"]
+        assert "src/rome/spaces/ops.py: changed" in ws["code_diff"]["search"]
+        assert any(d.startswith("search.epochs: 2 -> 3") for d in ws["params_diff"]["search"])
+        text = sh(["rome", "audit", geno], dvc_repo).stdout
+        assert "[search] src/rome/spaces/ops.py: changed" in text and "[search] search.epochs: 2 -> 3" in text
+    finally:
+        restore(dvc_repo)
