@@ -78,6 +78,9 @@ def test_killed_search_resumes_the_same_wandb_run_offline(tmp_path: Path, prepar
     params = resolve(doc, source="test")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
     env.pop("WANDB_MODE")
+    # a W&B service started by an earlier in-process test exports WANDB_SERVICE; a child attached to
+    # it would share the killed run's stream ("run ID ... is in use"): give each child its own
+    env.pop("WANDB_SERVICE", None)
     cmd = [sys.executable, "-m", "rome.cli", "search", "--params", str(file)]
     ckpt = checkpoint_dir(params, "search") / "last.pt"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
