@@ -103,8 +103,8 @@ def test_audit_reports_params_and_changes(dvc_repo: Path) -> None:
     rep = json.loads(sh(["rome", "audit", str(geno), "--json"], dvc_repo).stdout)
     assert rep["search_params"]["search"]["algorithm"] == "rome" and rep["seed"] == 0
     assert rep["stages"]["search"]["dvc_stage"].startswith("search@")
-    assert rep["workspace"]["params_unchanged"]
-    assert rep["workspace"]["data_unchanged"]
+    assert rep["workspace"]["params_unchanged"] and rep["workspace"]["code_unchanged"]
+    assert rep["workspace"]["data_unchanged"] and rep["workspace"]["reproducible"]
     changed = json.loads(sh(["rome", "audit", str(geno), "--json", "--set", "search.k_samples=5"], dvc_repo).stdout)
     assert not changed["workspace"]["params_unchanged"] and not changed["workspace"]["reproducible"]
     assert any("search.k_samples" in d for d in changed["workspace"]["params_diff"]["search"])

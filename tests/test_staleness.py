@@ -134,7 +134,7 @@ def test_dvc_params_diff_shows_real_preset_values(dvc_repo: Path) -> None:
         restore(dvc_repo)
 
 
-CODE_FILES = ["src/rome/spaces/ops.py", "src/rome/genotype.py", "src/rome/config.py", "src/rome/artifacts.py",
+CODE_FILES = ["src/rome/spaces/ops.py", "src/rome/genotype/derivation.py", "src/rome/config.py", "src/rome/artifacts.py",
               "src/rome/schema/params.schema.yaml", *(f"src/rome/stages/{s}.py" for s in STAGES)]
 
 
@@ -149,10 +149,10 @@ def test_dvc_sees_the_code_each_stage_imports(dvc_repo: Path, rel: str) -> None:
 
 
 def test_the_issue_rows_for_code(dvc_repo: Path) -> None:
-    """The rows that were stale before: ops.py reaches search, train and evaluate; genotype.py the
+    """The rows that were stale before: ops.py reaches search, train and evaluate; genotype/derivation.py the
     search too (search.json is built with it); config.py every stage."""
     assert {"search", "train", "evaluate"} <= {s for s in STAGES if "src/rome/spaces/ops.py" in stage_code_files(s)}
-    assert {"search", "derive"} <= {s for s in STAGES if "src/rome/genotype.py" in stage_code_files(s)}
+    assert {"search", "derive"} <= {s for s in STAGES if "src/rome/genotype/derivation.py" in stage_code_files(s)}
     assert {s for s in STAGES if "src/rome/config.py" in stage_code_files(s)} == ALL
 
 
@@ -248,3 +248,23 @@ def test_snakemake_sees_the_code_each_stage_imports(smk_repo: Path, rel: str) ->
         assert smk_jobs(smk_repo) == expected
     finally:
         restore(smk_repo)
+
+
+def test_audit_names_what_differs_params_code_and_data(dvc_repo: Path) -> None:
+    geno = str(dvc_repo / RUN / "derive" / "genotype.json")
+    rep = json.loads(sh(["rome", "audit", geno, "--json"], dvc_repo).stdout)
+    ws = rep["workspace"]
+    assert ws["reproducible"] and ws["params_unchanged"] and ws["code_unchanged"] and ws["data_unchanged"]
+    assert rep["stages"]["search"]["dvc_stage"].startswith("search@") and rep["stages"]["search"]["commit"]
+    edit(dvc_repo, "src/rome/spaces/ops.py", lambda text: text + "\n# an edit\n")
+    set_yaml(dvc_repo, "src/rome/presets/smoke.yaml", "search", "epochs", 3)
+    try:
+        rep = json.loads(sh(["rome", "audit", geno, "--json"], dvc_repo).stdout)
+        ws = rep["workspace"]
+        assert not ws["reproducible"] and ws["data_unchanged"]
+        assert "src/rome/spaces/ops.py: changed" in ws["code_diff"]["search"]
+        assert any(d.startswith("search.epochs: 2 -> 3") for d in ws["params_diff"]["search"])
+        text = sh(["rome", "audit", geno], dvc_repo).stdout
+        assert "[search] src/rome/spaces/ops.py: changed" in text and "[search] search.epochs: 2 -> 3" in text
+    finally:
+        restore(dvc_repo)

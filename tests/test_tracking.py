@@ -43,3 +43,61 @@ def test_group_and_mode_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert tracking.resolve_mode(params) == "offline"
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert tracking.resolve_mode(params) == "disabled"
+
+
+def test_run_id_is_kept_with_the_checkpoint(tmp_path: Path) -> None:
+    first = tracking.tracking_run_id(tmp_path / "ckpt")
+    assert first.isalnum() and len(first) == 8
+    assert tracking.tracking_run_id(tmp_path / "ckpt") == first  # a resumed run continues the same W&B run
+    assert tracking.tracking_run_id(tmp_path / "other") != first
+
+
+def test_killed_search_resumes_the_same_wandb_run_offline(tmp_path: Path, prepared_smoke: Path) -> None:
+    """SIGKILL after the first checkpoint, rerun: one W&B run id for both processes (id + resume),
+    epoch as the step metric, the input data recorded as the run's input (offline: in its config)."""
+    import json
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    pytest.importorskip("wandb")
+    from rome.config import resolve
+    from rome.paths import checkpoint_dir, run_record_path
+
+    results = tmp_path / "results"
+    shutil.copytree(prepared_smoke, results / "mnist5k" / "prepare")
+    doc = {"preset": "smoke", "results_dir": str(results), "tracking": {"mode": "offline"},
+           "search": {"epochs": 4, "steps_per_epoch": 6}}
+    file = tmp_path / "p.yaml"
+    file.write_text(yaml.safe_dump(doc))
+    params = resolve(doc, source="test")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
+    env.pop("WANDB_MODE")
+    # a W&B service started by an earlier in-process test exports WANDB_SERVICE; a child attached to
+    # it would share the killed run's stream ("run ID ... is in use"): give each child its own
+    env.pop("WANDB_SERVICE", None)
+    cmd = [sys.executable, "-m", "rome.cli", "search", "--params", str(file)]
+    ckpt = checkpoint_dir(params, "search") / "last.pt"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    run_id = (checkpoint_dir(params, "search") / tracking.RUN_ID_FILE).read_text().strip()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr
+    record = json.loads(run_record_path(params, "search").read_text())
+    assert record["wandb_run_id"] == run_id
+    runs = sorted((tmp_path / "wandb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.split("-")[3] == run_id for r in runs)
+    # offline, the run's records (config included) sit in its .wandb log until `wandb sync`
+    log = b"".join(p.read_bytes() for p in runs[-1].glob("*.wandb"))
+    assert b"data-mnist5k:" in log and b"inputs" in log

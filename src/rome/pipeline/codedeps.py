@@ -21,6 +21,8 @@ SRC = Path(__file__).resolve().parents[2]  # .../src
 ENTRY = "rome.cli"
 # non-Python files read by a module's code, keyed by the module that reads them
 DATA_FILES = {"rome.config": ("rome/schema/params.schema.yaml",)}
+# packages a module loads through importlib.resources (their __init__ runs), keyed likewise
+RESOURCE_PACKAGES = {"rome.config": ("rome.schema", "rome.presets")}
 
 
 def module_file(name: str) -> Path | None:
@@ -82,7 +84,7 @@ def module_closure(root: str) -> frozenset[str]:
         if file is None:
             continue
         tree = ast.parse(file.read_text(), filename=str(file))
-        for dep in _imported(name, tree, file.name == "__init__.py"):
+        for dep in (*_imported(name, tree, file.name == "__init__.py"), *RESOURCE_PACKAGES.get(name, ())):
             todo += sorted(_with_parents(dep) - seen)
     return frozenset(m for m in seen if module_file(m) is not None)
 

@@ -1,25 +1,27 @@
 """``rome audit <genotype.json | artifact folder>``: which params, code and data produced an
 artifact, and whether the current workspace would reproduce it.
 
-Reads only the artifact's provenance blocks (every artifact carries one, see rome.artifacts),
-plus dvc.lock when the run happened under DVC.
+Reads the artifact's provenance blocks (every artifact carries one, see rome.artifacts: params,
+per-file code hashes, data content hash), the run records in state/ (commit, host, time, DVC stage,
+W&B run) and dvc.lock when the run happened under DVC. Reports params key by key, code file by
+file and data by content hash.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rome.artifacts import git_state, read_json, sha256_file
+from rome.artifacts import git_state, read_json
 from rome.config import deep_merge, load_params, params_hash
 from rome.errors import RomeError
 from rome.nested_diff import leaf_differences
-from rome.paths import stage_dir
+from rome.paths import STAGES, run_record_path, stage_dir
+from rome.pipeline.codedeps import code_identity
 
 SECTIONS: list[str] = []
 STAGE_FILES = (("derive", "genotype.json"), ("search", "search.json"), ("train", "model.json"),
@@ -87,8 +89,29 @@ def _diff(recorded: Any, current: Any) -> list[str]:
     return [f"{key}: {was!r} -> {now!r}" for key, was, now in leaf_differences(recorded, current, "<absent>")]
 
 
+def _code_diff(recorded: dict[str, Any]) -> list[str]:
+    """File by file: which of the recorded code files changed, appeared or vanished since."""
+    files = recorded.get("files") or {}
+    if not files:
+        return ["<no per-file code hashes recorded: written by an older rome>"]
+    now = code_identity(recorded.get("stage", ""))["files"] if recorded.get("stage") in STAGES else {}
+    out = [f"{f}: changed" for f in sorted(files) if f in now and now[f] != files[f]]
+    out += [f"{f}: no longer imported" for f in sorted(set(files) - set(now))]
+    out += [f"{f}: newly imported" for f in sorted(set(now) - set(files))]
+    return out
+
+
+def _data_sha_now(current: dict[str, Any]) -> str | None:
+    manifest = stage_dir(current, "prepare") / "manifest.json"
+    if not manifest.is_file():
+        return None
+    doc = read_json(manifest, "prepared-data manifest")
+    return (doc.get("outputs_sha256") or {}).get("data.safetensors")
+
+
 def reproducibility(blocks: dict[str, dict[str, Any]], params_file: Path, overrides: list[str]) -> dict[str, Any]:
-    """Compare recorded params/code/data with the workspace, for the same run (dataset/space/algorithm/seed)."""
+    """Compare recorded params/code/data with the workspace, for the same run (dataset/space/algorithm/seed):
+    params key by key, code file by file (content hashes of each stage's imports), data by content hash."""
     head = blocks.get("search") or next(iter(blocks.values()))
     rec = head["params"]
     pin = {"seed": rec.get("seed")} if "seed" in rec else {}
@@ -98,36 +121,61 @@ def reproducibility(blocks: dict[str, dict[str, Any]], params_file: Path, overri
     if "data" in rec:
         current = deep_merge(current, {"data": {"dataset": rec["data"]["dataset"]}})
     params_diff: dict[str, list[str]] = {}
+    code_diff: dict[str, list[str]] = {}
     for stage, block in blocks.items():
         now = {k: current[k] for k in block["params"] if k in current}
         if params_hash(now) != block["params_hash"]:
             params_diff[stage] = _diff(block["params"], now)
-    git = git_state()
-    recorded_commit = head.get("code", {}).get("commit")
-    code_same = bool(recorded_commit) and recorded_commit == git["commit"] and not git["dirty"] \
-        and not head.get("code", {}).get("dirty")
-    manifest = stage_dir(current, "prepare") / "manifest.json"
-    data_now = sha256_file(manifest) if manifest.is_file() else None
-    data_rec = next((b.get("data_manifest_sha256") for b in blocks.values() if b.get("data_manifest_sha256")), None)
+        changed = _code_diff({**(block.get("code") or {}), "stage": stage})
+        if changed:
+            code_diff[stage] = changed
+    data_now = _data_sha_now(current)
+    data_rec = next((b.get("data_sha256") for b in blocks.values() if b.get("data_sha256")), None)
+    data_same = data_rec is not None and data_rec == data_now
     return {
         "params_unchanged": not params_diff, "params_diff": params_diff,
-        "code_unchanged": code_same, "code_now": git,
-        "data_unchanged": data_rec is not None and data_rec == data_now, "data_manifest_sha256_now": data_now,
-        "reproducible": not params_diff and code_same and data_rec is not None and data_rec == data_now,
+        "code_unchanged": not code_diff, "code_diff": code_diff, "code_now": git_state(),
+        "data_unchanged": data_same, "data_sha256_now": data_now, "data_sha256_recorded": data_rec,
+        "reproducible": not params_diff and not code_diff and data_same,
     }
+
+
+def run_records(blocks: dict[str, dict[str, Any]], current: dict[str, Any]) -> dict[str, Any]:
+    """The volatile facts of each stage's last run (state/): when, where, which commit, DVC stage, W&B run."""
+    out = {}
+    for stage in blocks:
+        path = run_record_path(current, stage) if stage in (*STAGES, "aggregate") else None
+        if path is not None and path.is_file():
+            try:
+                out[stage] = read_json(path, "run record")
+            except RomeError:
+                continue
+    return out
 
 
 def report(target: Path, params_file: Path, overrides: list[str], lock: Path) -> dict[str, Any]:
     blocks, extras = collect(target)
     head = blocks.get("search") or next(iter(blocks.values()))
+    rec = head["params"]
+    run = deep_merge(load_params(params_file, overrides), {
+        **({"seed": rec["seed"]} if "seed" in rec else {}),
+        **({"search": {"space": rec["search"]["space"], "algorithm": rec["search"]["algorithm"]}} if "search" in rec else {}),
+        **({"data": {"dataset": rec["data"]["dataset"]}} if "data" in rec else {})})
+    records = run_records(blocks, run)
     return {
         "target": str(target),
-        "stages": {s: {"params_hash": b["params_hash"], "code": b.get("code"), "dvc_stage": b.get("dvc_stage"),
-                       "data_manifest_sha256": b.get("data_manifest_sha256"), "wandb_run_id": b.get("wandb_run_id")}
+        "stages": {s: {"params_hash": b["params_hash"], "code_hash": (b.get("code") or {}).get("hash"),
+                       "data_sha256": b.get("data_sha256"),
+                       "commit": (records.get(s, {}).get("git") or {}).get("commit"),
+                       "dirty": (records.get(s, {}).get("git") or {}).get("dirty"),
+                       "dvc_stage": records.get(s, {}).get("dvc_stage"),
+                       "wandb_run_id": records.get(s, {}).get("wandb_run_id"),
+                       "created_unix": records.get(s, {}).get("created_unix"),
+                       "host": records.get(s, {}).get("host")}
                    for s, b in blocks.items()},
         "search_params": head["params"],
         "seed": head["params"].get("seed"),
-        "dvc": {s: dvc_lock_entry(lock, b.get("dvc_stage")) for s, b in blocks.items() if b.get("dvc_stage")},
+        "dvc": {s: dvc_lock_entry(lock, r.get("dvc_stage")) for s, r in records.items() if r.get("dvc_stage")},
         "wandb": extras.get("wandb", {}),
         "workspace": reproducibility(blocks, params_file, overrides),
     }
@@ -145,10 +193,10 @@ def render(rep: dict[str, Any]) -> str:
     lines += [f"  {k} = {json.dumps(v)}" for k, v in _flatten(rep["search_params"])]
     lines.append("")
     for stage, info in rep["stages"].items():
-        code = info.get("code") or {}
-        lines.append(f"{stage}: params_hash {info['params_hash'][:16]}  commit {code.get('commit')}"
-                     f"{' (dirty tree)' if code.get('dirty') else ''}  data {str(info.get('data_manifest_sha256'))[:16]}"
-                     f"  dvc stage {info.get('dvc_stage')}  wandb run {info.get('wandb_run_id')}")
+        lines.append(f"{stage}: params {info['params_hash'][:16]}  code {str(info.get('code_hash'))[:16]}"
+                     f"  data {str(info.get('data_sha256'))[:16]}  commit {info.get('commit')}"
+                     f"{' (dirty tree)' if info.get('dirty') else ''}  dvc stage {info.get('dvc_stage')}"
+                     f"  wandb run {info.get('wandb_run_id')}")
     for stage, entry in rep["dvc"].items():
         if entry and entry.get("in_lock"):
             lines.append(f"dvc.lock {entry['stage']}: outs md5 {entry['outs_md5']}")
@@ -160,7 +208,10 @@ def render(rep: dict[str, Any]) -> str:
         lines += [f"    [{stage}] {d}" for d in diffs]
     lines.append(f"  code:   {'unchanged' if ws['code_unchanged'] else 'CHANGED'} (now {ws['code_now']['commit']}"
                  f"{', dirty' if ws['code_now']['dirty'] else ''})")
-    lines.append(f"  data:   {'unchanged' if ws['data_unchanged'] else 'CHANGED or missing'}")
+    for stage, diffs in ws["code_diff"].items():
+        lines += [f"    [{stage}] {d}" for d in diffs]
+    lines.append(f"  data:   {'unchanged' if ws['data_unchanged'] else 'CHANGED or missing'}"
+                 f" (recorded {str(ws['data_sha256_recorded'])[:16]}, now {str(ws['data_sha256_now'])[:16]})")
     return "\n".join(lines)
 
 
