@@ -1,7 +1,7 @@
 """Search memory and speed: DARTS, GDAS, ROME K=1 and K=7 on one search iteration, same sizes.
 
-One iteration is the search loop's own (``rome.search.loop.arch_gradients`` then
-``weight_gradients``, Adam and SGD steps, grad clip 5) on random data of the given shape: the
+One iteration is the search loop's own (``rome.search.step.search_step``: Adam and SGD steps with
+the paper's settings, grad clip 5) on random data of the given shape: the
 arch step first, K samples each, as Algorithm 1. Every configuration runs in a fresh process, so
 its peak RSS is its own; a "baseline" process builds the same supernet, optimisers and batch but
 runs no iteration, and its RSS is subtracted (``rss_delta_mb`` = what the iteration added).
@@ -9,7 +9,7 @@ runs no iteration, and its RSS is subtracted (``rss_delta_mb`` = what the iterat
 Memory, three ways:
   * ``saved_mb`` (any device, deterministic for a seed): the largest total of tensors autograd saves
     for backward during one forward pass (``torch.autograd.graph.saved_tensors_hooks`` through
-    ``rome.search.profile.SavedTensorMeter``; parameters excluded), over every pass of a replay of
+    ``rome.search.saved_tensors.SavedTensorMeter``; parameters excluded), over every pass of a replay of
     the warm-up and timed iterations (same draws, after the timing and the RSS reading, because the
     hooks perturb both); ``saved_mean_mb`` / ``saved_min_mb`` over the same passes. The K passes of
     a step run one after another, so this is the activation memory of the heaviest sub-network drawn;
@@ -27,6 +27,7 @@ Time: median seconds per iteration over ``--repeats`` after ``--warmup``; CUDA e
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import statistics
@@ -39,7 +40,6 @@ from typing import Any
 
 from benchmarks import report
 from rome.errors import RomeError
-from rome.search.profile import SavedTensorMeter
 
 NAME = "memory"
 DEFAULT_CONFIGS = ("darts", "gdas", "rome:1", "rome:7")
@@ -56,11 +56,15 @@ PAPER = {
 
 
 def parse_config(text: str) -> dict[str, Any]:
-    """``darts`` / ``gdas`` / ``rome:7`` / ``random:2`` / ``baseline`` -> algorithm and K."""
+    """``darts`` / ``gdas`` / ``rome:7`` / ``random:2`` / ``baseline`` -> algorithm and K (any registered algorithm)."""
+    from rome.algorithms import ALGORITHMS
+
     name, _, k = text.partition(":")
-    if name not in ("darts", "gdas", "rome", "random", BASELINE):
-        raise ValueError(f"unknown configuration {text!r}; expected darts, gdas, rome:K, random:K or baseline")
-    return {"label": text if name in ("rome", "random") else name, "algorithm": name, "k_samples": int(k) if k else 1}
+    if name not in (*ALGORITHMS, BASELINE):
+        forms = [n if spec.fixed_k is not None else f"{n}:K" for n, spec in ALGORITHMS.items()]
+        raise ValueError(f"unknown configuration {text!r}; expected {', '.join(forms)} or baseline")
+    takes_k = name in ALGORITHMS and ALGORITHMS[name].fixed_k is None
+    return {"label": text if takes_k else name, "algorithm": name, "k_samples": int(k) if k else 1}
 
 
 # ----------------------------------------------------------------------------- one configuration (child process)
@@ -93,43 +97,6 @@ class Timer:
             self.seconds = time.perf_counter() - self._t0
 
 
-class PassMeter(SavedTensorMeter):
-    """``SavedTensorMeter`` that counts only inside the model's forward and keeps every pass's total.
-
-    Tensors saved outside it (the relaxed weights of alpha/beta, built before the forward) are not
-    activations of the network and are skipped; the per-pass totals show the spread over samples.
-    """
-
-    def __init__(self, model: Any, exclude: list[Any]) -> None:
-        self.passes: list[int] = []
-        self._in_forward = False
-        super().__init__(model, exclude)
-        self._post = model.register_forward_hook(self._end_pass)
-
-    def _new_pass(self, *_: Any) -> None:
-        super()._new_pass()
-        self._total = 0
-        self._in_forward = True
-
-    def _end_pass(self, *_: Any) -> None:
-        self._in_forward = False
-        self.passes.append(self._total)
-
-    def _pack(self, t: Any) -> Any:
-        if self._in_forward:
-            storage = t.untyped_storage()
-            ptr = storage.data_ptr()
-            if ptr not in self.exclude and ptr not in self.current:  # a running total: O(1) per saved tensor
-                self.current[ptr] = storage.nbytes()
-                self._total += self.current[ptr]
-                self.peak = max(self.peak, self._total)
-        return t
-
-    def __exit__(self, *exc: Any) -> None:
-        super().__exit__(*exc)
-        self._post.remove()
-
-
 def measure(config: dict[str, Any], *, space: str = "darts", layers: int = 8, init_channels: int = 16,
             batch_size: int = 64, resolution: int = 32, num_classes: int = 10, device: str = "cpu",
             warmup: int = 1, repeats: int = 3, tau: float = 5.0, seed: int = 0) -> dict[str, Any]:
@@ -137,7 +104,8 @@ def measure(config: dict[str, Any], *, space: str = "darts", layers: int = 8, in
     import torch
 
     from rome.search.algorithms import SearchAlgorithm
-    from rome.search.loop import arch_gradients, weight_gradients
+    from rome.search.saved_tensors import SavedTensorMeter
+    from rome.search.step import OptimizerSettings, build_step_parts, search_step
     from rome.search.supernet import build_supernet
     from rome.spaces import get_space
 
@@ -148,11 +116,11 @@ def measure(config: dict[str, Any], *, space: str = "darts", layers: int = 8, in
     algo = SearchAlgorithm(algorithm, sp, k_samples=config["k_samples"], generator=torch.Generator().manual_seed(seed))
     algo.arch.to(dev)
     model = build_supernet(sp, init_channels, num_classes, layers, 3).to(dev)
-    w_opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
-    a_opt = torch.optim.Adam(algo.arch.parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
     x = torch.randn(batch_size, 3, resolution, resolution, device=dev)
     y = torch.randint(0, num_classes, (batch_size,), device=dev)
     gen = torch.Generator().manual_seed(seed + 1)
+    parts = build_step_parts(model, algo, OptimizerSettings(), gen)
+    batch = itertools.repeat((x, y))
     out: dict[str, Any] = {
         "label": config["label"], "algorithm": config["algorithm"], "k_samples": algo.k_samples,
         "space": space, "layers": layers, "init_channels": init_channels, "batch_size": batch_size,
@@ -164,14 +132,7 @@ def measure(config: dict[str, Any], *, space: str = "darts", layers: int = 8, in
         return out
 
     def iteration() -> None:
-        if algo.learns_arch:
-            a_opt.zero_grad(set_to_none=True)
-            arch_gradients(model, algo, x, y, [algo.draw(gen) for _ in range(algo.k_samples)], tau)
-            a_opt.step()
-        w_opt.zero_grad(set_to_none=True)
-        weight_gradients(model, algo, x, y, [algo.draw(gen) for _ in range(algo.k_samples)], tau)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        w_opt.step()
+        search_step(parts, batch, batch, tau)
 
     for _ in range(warmup):
         iteration()
@@ -193,7 +154,7 @@ def measure(config: dict[str, Any], *, space: str = "darts", layers: int = 8, in
     # K=7 +5.2 GB with the hooks on, +1.5 GB without). The meter then replays the same draws untimed.
     out["rss_peak_mb"] = _rss_mb()
     gen.manual_seed(seed + 1)
-    with PassMeter(model, list(model.parameters()) + list(algo.arch.parameters())) as meter:
+    with SavedTensorMeter(model, list(model.parameters()) + list(algo.arch.parameters()), forward_only=True) as meter:
         for _ in range(warmup + repeats):
             iteration()
     out.update({

@@ -24,7 +24,7 @@ from typing import Any
 from benchmarks import pipeline, plots, report
 from rome.artifacts import read_json, sha256_file
 from rome.errors import RomeError
-from rome.genotype import NB201Genotype
+from rome.genotype.types import NB201Genotype
 from rome.paths import stage_dir
 from rome.spaces.ops import PARAMETER_FREE_OPS
 

@@ -7,10 +7,14 @@ import torch
 import torch.nn as nn
 
 from rome.search.algorithms import SearchAlgorithm
-from rome.search.loop import arch_gradients, weight_gradients
-from rome.search.supernet import CellPath, build_supernet, cell_modules
+from rome.search.step import arch_gradients, weight_gradients
+from rome.search.supernet import CellPath, DartsSearchCell, NB201SearchCell, build_supernet
 from rome.spaces import get_space
 
+
+def cell_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The search cells of a supernet (for op-call counting)."""
+    return [m for m in model.modules() if isinstance(m, (DartsSearchCell, NB201SearchCell))]
 
 
 def count_op_calls(model: nn.Module) -> list[dict[tuple[int, int], int]]:

@@ -17,6 +17,7 @@ from types import ModuleType
 
 from rome import __version__
 from rome.errors import RomeError
+from rome.logs import configure_logging
 
 STAGE_HELP = {
     "prepare": "prepare the dataset: fixed, seeded, class-stratified splits + manifest",
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if not sys.stderr.isatty():
         # logs (DVC, Snakemake, SLURM): a progress line every 30 s instead of one per step
         os.environ.setdefault("TQDM_MININTERVAL", "30")
+    configure_logging()  # messages: INFO and up, one plain line each, on stderr (rome.logs)
     argv = sys.argv[1:] if argv is None else argv
     selected = next((a for a in argv if a in STAGE_HELP), None)
     parser = build_parser(selected)

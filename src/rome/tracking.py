@@ -8,12 +8,14 @@ Runs land in ``wandb/`` beside ``results/``; push them later with ``wandb sync w
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from rome.config import params_hash
+
+logger = logging.getLogger(__name__)
 
 
 _CURRENT_RUN_ID: str | None = None
@@ -142,7 +144,7 @@ def start(params: dict[str, Any], stage: str, sections: list[str], provenance: d
     try:
         import wandb
     except ImportError:
-        print("tracking: wandb is not installed; continuing without tracking", file=sys.stderr)
+        logger.warning("tracking: wandb is not installed; continuing without tracking")
         return Tracker()
     read = {k: params[k] for k in ["preset", "seed", *sections] if k in params}
     config = {**read, "params_hash": params_hash(read)}

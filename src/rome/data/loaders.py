@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from rome.data.normalize import channel_stats, to_unit
+
 
 class ImageTensorDataset(Dataset):
     """uint8 N,C,H,W images -> normalised float C,H,W (after an optional transform on the float image)."""
@@ -18,18 +20,13 @@ class ImageTensorDataset(Dataset):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels, self.transform = images, labels, transform
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+        self.mean, self.std = channel_stats(mean, std, batched=False)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img = self.images[index].float().div_(255.0)
+        img = to_unit(self.images[index])
         if self.transform is not None:
             img = self.transform(img)
         return (img - self.mean) / self.std, self.labels[index]
-
-    def normalized(self) -> torch.Tensor:
-        """The whole split normalised at once (no transform): fast path for evaluation."""
-        return (self.images.float() / 255.0 - self.mean) / self.std

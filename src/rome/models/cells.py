@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import drop_path
 
-from rome.genotype import DARTS_INPUTS, ENTRIES_PER_NODE, NB201Genotype
+from rome.genotype.types import DARTS_INPUTS, ENTRIES_PER_NODE, NB201Genotype
 from rome.spaces.ops import NB201_OPS, FactorizedReduce, Identity, ReLUConvBN, make_op
 
 

@@ -9,7 +9,8 @@ import torch.nn as nn
 from timm.models import register_model
 
 from rome.errors import RomeError
-from rome.genotype import NB201Genotype, as_genotype
+from rome.genotype.files import as_genotype
+from rome.genotype.types import NB201Genotype
 from rome.models.base import EvalNetwork, entrypoint_kwargs
 from rome.models.cells import NB201Cell
 from rome.spaces.ops import ResNetBasicBlock

@@ -1,6 +1,7 @@
-"""What each search algorithm samples, and which architecture parameters it learns.
+"""How a search algorithm samples, and which architecture parameters it learns.
 
-An algorithm is composed of two choices, so the supernet and the loop never branch on its name:
+An algorithm (a registry entry of ``rome.algorithms``) is composed of two choices, so the supernet
+and the loop never branch on its name:
   * the op choice on an edge: Gumbel-max over alpha (rome, gdas), uniform (random), or the
     weighted mixed op over all ops (darts);
   * the topology: Gumbel-Top-k over the incoming edges of each node with one beta per edge
@@ -29,13 +30,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rome.algorithms import get_algorithm
 from rome.errors import RomeError
-from rome.genotype import CellSearchSpace, derivation_rule, derive_cell
+from rome.genotype.derivation import CellSearchSpace, derivation_rule, derive_cell
 from rome.search.sampling import gumbel_max, gumbel_noise, gumbel_topk
 from rome.search.supernet import CellPath
 from rome.spaces import SearchSpace
 
-ALGORITHMS = ("rome", "gdas", "darts", "random")
 VARIANTS = ("v1", "v2")
 
 
@@ -172,31 +173,33 @@ FlatGenotype = dict[str, list[tuple[str, int]]]
 
 
 class SearchAlgorithm:
-    """One of ``ALGORITHMS`` on one space: its architecture parameters and how it turns them into paths."""
+    """A registered algorithm (``rome.algorithms``) on one space: its architecture parameters and how it
+    turns them into paths. Everything algorithm-specific comes from its ``AlgorithmSpec``."""
 
     def __init__(self, name: str, space: SearchSpace, *, variant: str = "v2", topology: bool = True,
                  k_samples: int = 1, init_std: float = 1e-3, generator: torch.Generator | None = None) -> None:
-        if name not in ALGORITHMS:
-            raise RomeError(f"search.algorithm = {name!r}: unknown algorithm; expected one of {list(ALGORITHMS)}")
+        spec = get_algorithm(name)
         if variant not in VARIANTS:
             raise RomeError(f"search.rome_variant = {variant!r}: expected one of {list(VARIANTS)}")
         if k_samples < 1:
             raise RomeError(f"search.k_samples = {k_samples}: expected >= 1")
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        self.name, self.space = name, space
-        samples_topology = space.selects_topology and (name == "random" or (name == "rome" and topology))
+        self.name, self.space, self.spec = name, space, spec
+        learned = spec.topology == "learned"
+        samples_topology = space.selects_topology and (spec.topology == "uniform" or (learned and topology))
         if not samples_topology:
             self.topology: Topology = AllEdges(space)
-        elif name == "rome" and variant == "v1":
+        elif learned and variant == "v1":
             self.topology = SubsetMax(space)
         else:
             self.topology = EdgeTopK(space)
-        self.variant = variant if name == "rome" and samples_topology else None
-        self.op_mode = "mixed" if name == "darts" else "gumbel"
-        self.learns_arch = name != "random"
-        self.k_samples = k_samples if name in ("rome", "random") else 1
+        self.variant = variant if learned and samples_topology else None
+        self.op_mode = spec.op_mode
+        self.learns_arch = spec.learns_arch
+        self.k_samples = spec.fixed_k if spec.fixed_k is not None else k_samples
         # random: standard-normal logits, so their argmax is a uniformly random architecture
-        self.arch = ArchParameters(space, self.topology.n_params, 1.0 if name == "random" else init_std, generator)
+        std = spec.init_std if spec.init_std is not None else init_std
+        self.arch = ArchParameters(space, self.topology.n_params, std, generator)
 
     # -- sampling ---------------------------------------------------------------------------------
 
@@ -248,7 +251,7 @@ class SearchAlgorithm:
     def derived_cells(self) -> dict[str, list[list[tuple[str, int]]]]:
         """Per cell type and node, the kept (op, source state) entries: exactly what ``rome derive`` will write.
 
-        ``rome.genotype.derive_cell`` does the work, so the per-epoch genotype of the history and the
+        ``rome.genotype.derivation.derive_cell`` does the work, so the per-epoch genotype of the history and the
         final genotype.json can never disagree: top-k beta (v2) / best pair (v1) with beta; DARTS's or
         GDAS's rule without; every edge on NAS-Bench-201; never 'none' in DARTS-style cells.
         """

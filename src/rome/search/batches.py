@@ -18,11 +18,7 @@ from typing import Any
 
 import torch
 
-
-def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    """uint8 N,C,H,W -> normalised float32 (optionally channels_last)."""
-    x = (images.float().div_(255.0) - mean) / std
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+from rome.data.normalize import channel_stats, normalize
 
 
 class EndlessBatches:
@@ -35,8 +31,7 @@ class EndlessBatches:
             raise ValueError(f"batch size {batch_size} > {len(labels)} images")
         self.images, self.labels = images.to(device), labels.to(device)
         self.batch_size, self.generator, self.channels_last = batch_size, generator, channels_last
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.mean, self.std = channel_stats(mean, std, device)
         self.perm: torch.Tensor | None = None
         self.pos = 0
 

@@ -1,5 +1,6 @@
-"""Algorithm 1 of ROME: per iteration an architecture step (K samples, gradients averaged, Adam), then
-a weight step (K fresh samples, gradients summed, clipped, SGD); a checkpoint after every epoch.
+"""Algorithm 1 of ROME over epochs: ``rome.search.step.search_step`` per iteration (an architecture
+step, K samples, gradients averaged, Adam; then a weight step, K fresh samples, gradients summed,
+clipped, SGD), validation and a checkpoint after every epoch.
 
 The same loop runs every algorithm: what differs (K, the sampled paths, whether alpha/beta learn)
 comes from ``SearchAlgorithm``. Only first-order gradients (no unrolled hypergradient).
@@ -17,12 +18,12 @@ Where the paper is silent (choices of this project):
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import math
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,18 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rome.errors import RomeError
+from rome.genotype.types import count_param_free
+from rome.precision import bf16_autocast
 from rome.reproducibility import rng_state, set_rng_state
-from rome.search.algorithms import ArchSample, SearchAlgorithm, build_algorithm
+from rome.search.algorithms import SearchAlgorithm, build_algorithm
 from rome.search.batches import EndlessBatches, sequential_batches
 from rome.search.checkpoint import CHECKPOINT_FILE, fingerprint, load_checkpoint, save_checkpoint
 from rome.search.sampling import linear_tau
+from rome.search.step import OptimizerSettings, StepParts, build_step_parts, search_step
 from rome.search.supernet import CellPath, build_supernet
 from rome.spaces import SearchSpace, get_space
-from rome.spaces.ops import PARAMETER_FREE_OPS
+
+logger = logging.getLogger(__name__)
 
 # offsets of the seeds of the run's private generators (any fixed distinct values do)
 ARCH_INIT_SEED, SAMPLE_SEED, TRAIN_ORDER_SEED, VAL_ORDER_SEED = 1, 2, 3, 4
@@ -75,71 +80,14 @@ class SearchData:
         return cls(tx, ty, vx, vy, tuple(prepared.mean), tuple(prepared.std), prepared.num_classes, prepared.manifest_sha256)
 
 
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when asked; a no-op otherwise."""
-    if amp == "bf16" and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-# ----------------------------------------------------------------------------- one iteration
-
-
-def arch_gradients(model: nn.Module, algorithm: SearchAlgorithm, x: torch.Tensor, y: torch.Tensor,
-                   samples: Sequence[ArchSample | None], tau: float, amp: str = "none") -> float:
-    """Set ``.grad`` of alpha/beta to the MEAN over the samples of their gradients on one batch.
-
-    Only the architecture gradients are computed (``autograd.grad``): weight gradients of this pass
-    are never needed. Returns the mean loss.
-    """
-    params = list(algorithm.arch.parameters())
-    total: list[torch.Tensor | None] = [None] * len(params)
-    loss_sum = 0.0
-    for sample in samples:
-        with autocast(x.device, amp):
-            loss = F.cross_entropy(model(x, algorithm.paths(sample, tau)), y)
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-        for i, g in enumerate(grads):
-            if g is not None:
-                total[i] = g.clone() if total[i] is None else total[i] + g
-        loss_sum += float(loss.detach())
-    for p, g in zip(params, total):
-        p.grad = None if g is None else g / len(samples)
-    return loss_sum / len(samples)
-
-
-def weight_gradients(model: nn.Module, algorithm: SearchAlgorithm, x: torch.Tensor, y: torch.Tensor,
-                     samples: Sequence[ArchSample | None], tau: float, amp: str = "none") -> tuple[float, float]:
-    """Accumulate into the weights' ``.grad`` the SUM over the samples of their gradients on one batch.
-
-    The sampled paths are built without a graph to alpha/beta (same forward values). Returns the
-    mean loss and the mean accuracy over the samples.
-    """
-    loss_sum, correct = 0.0, 0.0
-    for sample in samples:
-        with torch.no_grad():
-            paths = algorithm.paths(sample, tau)
-        with autocast(x.device, amp):
-            logits = model(x, paths)
-            loss = F.cross_entropy(logits, y)
-        loss.backward()
-        loss_sum += float(loss.detach())
-        correct += float((logits.detach().argmax(1) == y).float().mean())
-    return loss_sum / len(samples), correct / len(samples)
-
-
 @dataclass
 class SearchState:
     """Everything a search consists of; ``state_dict`` is the checkpoint."""
 
     params: dict[str, Any]
     space: SearchSpace
-    algorithm: SearchAlgorithm
-    model: nn.Module
-    w_opt: torch.optim.SGD
-    a_opt: torch.optim.Adam | None
+    parts: StepParts
     scheduler: torch.optim.lr_scheduler.CosineAnnealingLR
-    sample_gen: torch.Generator
     train_batches: EndlessBatches
     val_batches: EndlessBatches
     data: SearchData
@@ -151,35 +99,27 @@ class SearchState:
     def search(self) -> dict[str, Any]:
         return self.params["search"]
 
-    def draw(self) -> list[ArchSample | None]:
-        return [self.algorithm.draw(self.sample_gen) for _ in range(self.algorithm.k_samples)]
+    @property
+    def model(self) -> nn.Module:
+        return self.parts.model
+
+    @property
+    def algorithm(self) -> SearchAlgorithm:
+        return self.parts.algorithm
 
     def iteration(self, tau: float) -> dict[str, float]:
         """One iteration of Algorithm 1 on the next architecture batch and the next weight batch."""
-        s, amp = self.search, self.search["amp"]
-        out: dict[str, float] = {}
-        if self.algorithm.learns_arch:
-            assert self.a_opt is not None
-            xa, ya = next(self.val_batches)
-            self.a_opt.zero_grad(set_to_none=True)
-            out["arch_loss"] = arch_gradients(self.model, self.algorithm, xa, ya, self.draw(), tau, amp)
-            self.a_opt.step()
-        xw, yw = next(self.train_batches)
-        self.w_opt.zero_grad(set_to_none=True)
-        out["train_loss"], out["train_acc"] = weight_gradients(self.model, self.algorithm, xw, yw, self.draw(), tau, amp)
-        nn.utils.clip_grad_norm_(self.model.parameters(), s["grad_clip"])
-        self.w_opt.step()
-        return out
+        return search_step(self.parts, self.train_batches, self.val_batches, tau, self.search["amp"])
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "arch": self.algorithm.arch.state_dict(),
-            "w_opt": self.w_opt.state_dict(),
-            "a_opt": self.a_opt.state_dict() if self.a_opt is not None else None,
+            "w_opt": self.parts.w_opt.state_dict(),
+            "a_opt": self.parts.a_opt.state_dict() if self.parts.a_opt is not None else None,
             "scheduler": self.scheduler.state_dict(),
-            "sample_gen": self.sample_gen.get_state(),
+            "sample_gen": self.parts.sample_gen.get_state(),
             "train_batches": self.train_batches.state_dict(),
             "val_batches": self.val_batches.state_dict(),
             "rng": rng_state(),
@@ -190,11 +130,11 @@ class SearchState:
         self.epoch = int(state["epoch"])
         self.model.load_state_dict(state["model"])
         self.algorithm.arch.load_state_dict(state["arch"])
-        self.w_opt.load_state_dict(state["w_opt"])
-        if self.a_opt is not None:
-            self.a_opt.load_state_dict(state["a_opt"])
+        self.parts.w_opt.load_state_dict(state["w_opt"])
+        if self.parts.a_opt is not None:
+            self.parts.a_opt.load_state_dict(state["a_opt"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.sample_gen.set_state(state["sample_gen"])
+        self.parts.sample_gen.set_state(state["sample_gen"])
         self.train_batches.load_state_dict(state["train_batches"])
         self.val_batches.load_state_dict(state["val_batches"])
         set_rng_state(state["rng"])
@@ -214,17 +154,15 @@ def build_state(params: dict[str, Any], data: SearchData, device: torch.device |
     model = build_supernet(space, s["init_channels"], data.num_classes, s["layers"], data.in_channels).to(device)
     if s["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
-    w_opt = torch.optim.SGD(model.parameters(), lr=s["w_lr"], momentum=s["w_momentum"], weight_decay=s["w_weight_decay"])
-    a_opt = (torch.optim.Adam(algorithm.arch.parameters(), lr=s["a_lr"], betas=(s["a_beta1"], s["a_beta2"]),
-                              weight_decay=s["a_weight_decay"]) if algorithm.learns_arch else None)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=s["epochs"], eta_min=s["w_lr_min"])
+    parts = build_step_parts(model, algorithm, OptimizerSettings.from_search(s),
+                             torch.Generator().manual_seed(seed * 10 + SAMPLE_SEED))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(parts.w_opt, T_max=s["epochs"], eta_min=s["w_lr_min"])
 
     def batches(images: torch.Tensor, labels: torch.Tensor, offset: int) -> EndlessBatches:
         return EndlessBatches(images, labels, s["batch_size"], data.mean, data.std,
                               torch.Generator().manual_seed(seed * 10 + offset), device, s["channels_last"])
 
-    return SearchState(params, space, algorithm, model, w_opt, a_opt, scheduler,
-                       torch.Generator().manual_seed(seed * 10 + SAMPLE_SEED),
+    return SearchState(params, space, parts, scheduler,
                        batches(data.train_images, data.train_labels, TRAIN_ORDER_SEED),
                        batches(data.val_images, data.val_labels, VAL_ORDER_SEED), data, device)
 
@@ -241,7 +179,7 @@ def evaluate(state: SearchState, paths: dict[str, CellPath], max_batches: int | 
     tv = state.val_batches
     for x, y in sequential_batches(tv.images, tv.labels, state.search["batch_size"], tv.mean, tv.std, max_batches,
                                    state.search["channels_last"]):
-        with autocast(state.device, state.search["amp"]):
+        with bf16_autocast(state.device, state.search["amp"]):
             logits = model(x, paths)
         loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
@@ -255,10 +193,6 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def n_param_free(genotype: dict[str, list[tuple[str, int]]], cell_type: str = "normal") -> int:
-    return sum(op in PARAMETER_FREE_OPS for op, _ in genotype.get(cell_type, []))
 
 
 # ----------------------------------------------------------------------------- the run
@@ -280,19 +214,17 @@ def steps_per_epoch(state: SearchState) -> int:
     return int(n) if n is not None else state.train_batches.batches_per_pass
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def run_search(params: dict[str, Any], data: SearchData, checkpoint_dir: Path | None, device: torch.device | str = "cpu",
                *, max_epochs_this_run: int | None = None, progress: bool = True,
-               log: Callable[[str], None] = _log,
+               log: Callable[[str], None] | None = None,
                on_epoch: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
     """Run (or continue from ``checkpoint_dir/last.pt``) the search; checkpoint after every epoch.
 
     ``max_epochs_this_run`` stops early (a later call continues): the in-process stand-in for a kill.
     ``on_epoch`` receives each finished epoch's history row (experiment tracking hooks in here).
+    ``log`` receives the messages (default: this module's logger at INFO, one line per epoch).
     """
+    log = log if log is not None else logger.info
     state = build_state(params, data, device)
     s = state.search
     fp = fingerprint(params, data.manifest_sha256)
@@ -316,7 +248,7 @@ def run_search(params: dict[str, Any], data: SearchData, checkpoint_dir: Path | 
         if state.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(state.device)
         tau = linear_tau(epoch, s["epochs"], s["tau_max"], s["tau_min"])
-        lr = state.w_opt.param_groups[0]["lr"]
+        lr = state.parts.w_opt.param_groups[0]["lr"]
         sums: dict[str, float] = {}
         bar = tqdm(range(steps), desc=f"search {epoch + 1}/{s['epochs']}", file=sys.stderr, leave=False,
                    disable=not progress, dynamic_ncols=True)
@@ -337,7 +269,7 @@ def run_search(params: dict[str, Any], data: SearchData, checkpoint_dir: Path | 
             "val_loss": val_loss, "val_acc": val_acc,
             "alpha": probs["alpha"], "beta": probs["beta"],
             "genotype": {ct: [list(e) for e in entries] for ct, entries in geno.items()},
-            "n_param_free_normal": n_param_free(geno),
+            "n_param_free_normal": count_param_free(op for op, _ in geno.get("normal", [])),
             "peak_memory_mb": round(peak_memory_mb(state.device), 1),
             "seconds": round(time.perf_counter() - t0, 3),
         }

@@ -14,6 +14,7 @@ Memory is reported three ways, because on a CPU there is no allocator peak to re
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import sys
@@ -23,39 +24,10 @@ from typing import Any
 import torch
 
 from rome.search.algorithms import SearchAlgorithm
-from rome.search.loop import arch_gradients, weight_gradients
+from rome.search.saved_tensors import SavedTensorMeter
+from rome.search.step import OptimizerSettings, build_step_parts, search_step
 from rome.search.supernet import build_supernet
 from rome.spaces import get_space
-
-
-class SavedTensorMeter:
-    """Per forward pass of ``model``, the bytes autograd saves for backward (via saved_tensors_hooks)."""
-
-    def __init__(self, model: torch.nn.Module, exclude: list[torch.Tensor]) -> None:
-        self.exclude = {p.untyped_storage().data_ptr() for p in exclude}
-        self.current: dict[int, int] = {}
-        self.peak = 0
-        self._handle = model.register_forward_pre_hook(self._new_pass)
-        self._ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
-
-    def _new_pass(self, *_: Any) -> None:
-        self.current = {}
-
-    def _pack(self, t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        ptr = storage.data_ptr()
-        if ptr not in self.exclude and ptr not in self.current:
-            self.current[ptr] = storage.nbytes()
-            self.peak = max(self.peak, sum(self.current.values()))
-        return t
-
-    def __enter__(self) -> SavedTensorMeter:
-        self._ctx.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._ctx.__exit__(*exc)
-        self._handle.remove()
 
 
 def measure_iteration(space: str = "darts", algorithm: str = "rome", k_samples: int = 1, *, variant: str = "v2",
@@ -65,8 +37,9 @@ def measure_iteration(space: str = "darts", algorithm: str = "rome", k_samples: 
                       channels_last: bool = False, amp: str = "none", seed: int = 0) -> dict[str, Any]:
     """Seconds per iteration (median over ``repeats`` after ``warmup``) and memory of one search iteration.
 
-    The iteration is the loop's own (``arch_gradients`` then ``weight_gradients``, with the
-    optimiser steps), on random data of the given shape.
+    The iteration is the loop's own (``rome.search.step.search_step`` with the paper's optimiser
+    settings), on random data of the given shape. The peak RSS is read before the saved-tensor meter
+    runs: its hooks keep saved tensors alive in reference cycles and would inflate it.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -77,21 +50,13 @@ def measure_iteration(space: str = "darts", algorithm: str = "rome", k_samples: 
     model = build_supernet(sp, init_channels, num_classes, layers, in_channels).to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    w_opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
-    a_opt = torch.optim.Adam(algo.arch.parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
     x = torch.randn(batch_size, in_channels, resolution, resolution, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, num_classes, (batch_size,), device=device)
-    gen = torch.Generator().manual_seed(seed + 1)
+    parts = build_step_parts(model, algo, OptimizerSettings(), torch.Generator().manual_seed(seed + 1))
+    batch = itertools.repeat((x, y))
 
     def iteration() -> None:
-        if algo.learns_arch:
-            a_opt.zero_grad(set_to_none=True)
-            arch_gradients(model, algo, x, y, [algo.draw(gen) for _ in range(algo.k_samples)], tau, amp)
-            a_opt.step()
-        w_opt.zero_grad(set_to_none=True)
-        weight_gradients(model, algo, x, y, [algo.draw(gen) for _ in range(algo.k_samples)], tau, amp)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        w_opt.step()
+        search_step(parts, batch, batch, tau, amp)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -109,6 +74,7 @@ def measure_iteration(space: str = "darts", algorithm: str = "rome", k_samples: 
         sync()
         times.append(time.perf_counter() - t0)
     cuda_peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
     with SavedTensorMeter(model, list(model.parameters()) + list(algo.arch.parameters())) as meter:
         iteration()
     times.sort()
@@ -120,7 +86,7 @@ def measure_iteration(space: str = "darts", algorithm: str = "rome", k_samples: 
         "saved_bytes": meter.peak,
         "saved_mb": round(meter.peak / 2**20, 1),
         "cuda_peak_mb": round(cuda_peak, 1) if cuda_peak is not None else None,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb,
     }
 
 

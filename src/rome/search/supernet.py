@@ -163,8 +163,3 @@ def build_supernet(space: SearchSpace, init_channels: int, num_classes: int, lay
     if space.kind == "nb201":
         return NB201Supernet(space, init_channels, num_classes, layers, in_channels)
     return DartsSupernet(space, init_channels, num_classes, layers, in_channels)
-
-
-def cell_modules(model: nn.Module) -> list[nn.Module]:
-    """The search cells of a supernet (for op-call counting and inspection)."""
-    return [m for m in model.modules() if isinstance(m, (DartsSearchCell, NB201SearchCell))]

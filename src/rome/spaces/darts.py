@@ -1,12 +1,16 @@
 """DARTS-style cell spaces as data: S0 (the DARTS space as ROME searches it) and R-DARTS S1-S4.
 
 A table maps each (cell type, edge) to its candidate op names; nothing else differs between
-these spaces, so the supernet never branches on the space name.
+these spaces, so the supernet never branches on the space name. Each is registered here.
 """
 
 from __future__ import annotations
 
+import functools
+
 from rome.errors import RomeError
+from rome.spaces.registry import SpaceSpec, register_space
+from rome.spaces.space import SearchSpace
 
 CELL_TYPES = ("normal", "reduce")
 
@@ -55,3 +59,23 @@ def op_table(name: str, nodes: int) -> dict[str, tuple[tuple[str, ...], ...]]:
         ops = UNIFORM_OPS[name]
         return {ct: tuple(ops for _ in range(n_edges)) for ct in CELL_TYPES}
     raise RomeError(f"search.space = {name!r}: not a DARTS-style space; expected one of {['s1', *UNIFORM_OPS]}")
+
+
+def build_darts_space(name: str, nodes: int) -> SearchSpace:
+    """A DARTS-style space of ``nodes`` intermediate nodes; every node keeps 2 inputs in the derived cell."""
+    if nodes < 1:
+        raise RomeError(f"search.nodes = {nodes}: expected >= 1")
+    edges = darts_edges(nodes)
+    return SearchSpace(name, "darts", nodes, CELL_TYPES, edges, op_table(name, nodes),
+                       tuple(range(2, 2 + nodes)), tuple(2 for _ in range(nodes)))
+
+
+def _register(name: str) -> SpaceSpec:
+    return register_space(SpaceSpec(name, "darts", CELL_TYPES, functools.partial(build_darts_space, name)))
+
+
+_register("darts")  # S0
+_register("s1")
+_register("s2")
+_register("s3")
+_register("s4")

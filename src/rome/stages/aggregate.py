@@ -5,20 +5,21 @@ series per run (the search's accuracy and the retraining's test accuracy over ep
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import itertools
 import json
+import logging
 import math
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
 from rome.artifacts import atomic_dir, provenance, read_json, write_json, write_text
 from rome.config import deep_merge
+from rome.csv_text import csv_text, read_csv_rows
 from rome.errors import RomeError
 from rome.paths import stage_dir
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ["sweep"]
 SCHEMA_VERSION = 1
@@ -33,24 +34,6 @@ def sweep_runs(params: dict[str, Any]) -> list[dict[str, Any]]:
         runs.append(deep_merge(params, {"data": {"dataset": dataset}, "search": {"space": space, "algorithm": algorithm},
                                         "seed": seed}))
     return runs
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _to_csv(rows: list[dict[str, Any]]) -> str:
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def collect_run(run: dict[str, Any]) -> dict[str, Any]:
@@ -105,22 +88,22 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             rows.append(collect_run(r))
         except RomeError as exc:
             raise RomeError(f"aggregate: run seed{r['seed']} of {r['search']['algorithm']} is incomplete: {exc}") from None
-        history += _tagged(_read_csv(stage_dir(r, "search") / "history.csv"), r)
-        train_curves += _tagged(_read_csv(stage_dir(r, "train") / "summary.csv"), r)
+        history += _tagged(read_csv_rows(stage_dir(r, "search") / "history.csv"), r)
+        train_curves += _tagged(read_csv_rows(stage_dir(r, "train") / "summary.csv"), r)
     summary = summarize(rows)
     metrics = {"/".join(str(s[k]) for k in GROUP_KEYS): {k: v for k, v in s.items() if k not in GROUP_KEYS}
                for s in summary}
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "runs.csv", _to_csv(rows))
-    write_text(out / "summary.csv", _to_csv(summary))
+    write_text(out / "runs.csv", csv_text(rows))
+    write_text(out / "summary.csv", csv_text(summary))
     write_json(out / "metrics.json", metrics)
     with atomic_dir(out / "plots") as tmp:
-        write_text(tmp / "search_history.csv", _to_csv(history) if history else "series,epoch\n")
-        write_text(tmp / "train_summary.csv", _to_csv(train_curves) if train_curves else "series,epoch\n")
+        write_text(tmp / "search_history.csv", csv_text(history) if history else "series,epoch\n")
+        write_text(tmp / "train_summary.csv", csv_text(train_curves) if train_curves else "series,epoch\n")
     write_json(out / "aggregate.json", {"schema_version": SCHEMA_VERSION, "runs": len(rows),
                                         "provenance": provenance(params, SECTIONS, "aggregate")})
     for s in summary:
         name = "/".join(str(s[k]) for k in GROUP_KEYS)
         top1 = f"top1 {s.get('top1_mean', math.nan):.2f} +- {s.get('top1_std', math.nan):.2f} (best {s.get('top1_best', math.nan):.2f})"
-        print(f"aggregate: {name}: {s['n_seeds']} seed(s), {top1}", file=sys.stderr)
+        logger.info(f"aggregate: {name}: {s['n_seeds']} seed(s), {top1}")
     return out

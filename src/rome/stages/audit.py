@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import yaml
 from rome.artifacts import git_state, read_json
 from rome.config import deep_merge, load_params, params_hash
 from rome.errors import RomeError
+from rome.nested_diff import leaf_differences
 from rome.paths import STAGES, run_record_path, stage_dir
 from rome.pipeline.codedeps import code_identity
 
@@ -85,13 +85,8 @@ def dvc_lock_entry(lock: Path, stage: str | None) -> dict[str, Any] | None:
     return {"stage": stage, "in_lock": True, "cmd": entry.get("cmd"), "outs_md5": outs}
 
 
-def _diff(recorded: Any, current: Any, prefix: str = "") -> list[str]:
-    if isinstance(recorded, dict) and isinstance(current, dict):
-        out = []
-        for key in sorted(set(recorded) | set(current)):
-            out += _diff(recorded.get(key, "<absent>"), current.get(key, "<absent>"), f"{prefix}{key}.")
-        return out
-    return [] if recorded == current else [f"{prefix[:-1]}: {recorded!r} -> {current!r}"]
+def _diff(recorded: Any, current: Any) -> list[str]:
+    return [f"{key}: {was!r} -> {now!r}" for key, was, now in leaf_differences(recorded, current, "<absent>")]
 
 
 def _code_diff(recorded: dict[str, Any]) -> list[str]:

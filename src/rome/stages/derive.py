@@ -1,48 +1,44 @@
 """``rome derive``: the search's architecture parameters -> genotype.json (+ genotype.txt, cell PNGs).
 
-Input (the search stage folder): ``search.json`` (schema_version, space, algorithm, variant, ``ops``
-per cell type and edge, ``edges`` as [src, dst] state indices, ``in_degree`` = inputs each node
-keeps, ``provenance``; optional ``pairs`` = [src_a, src_b, dst] per ROME-v1 beta entry, default: the
-input pairs of each node in ``itertools.combinations`` order) and
-``arch.safetensors`` (``alpha_<cell>`` [edges x ops], ``beta_<cell>`` [edges] or [pairs] for v1).
-The rule (rome / darts / gdas / nb201) follows from what was stored: see ``rome.genotype``.
+Input: the search artifact, read through ``rome.search.artifact.read_search`` (``search.json`` with
+the space's ops, edges, in_degree and, for ROME-v1, the input ``pairs`` of each beta entry, default:
+the input pairs of each node in ``itertools.combinations`` order; ``arch.safetensors`` with
+``alpha_<cell>`` [edges x ops] and ``beta_<cell>`` [edges] or [pairs]). Output: the genotype
+artifact of ``rome.genotype.files``. The rule (rome / darts / gdas / nb201) follows from what was
+stored: see ``rome.genotype.derivation``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file
 
 from rome import tracking
-from rome.artifacts import atomic_dir, check_schema_version, provenance, read_json, write_json, write_run_record, write_text
+from rome.artifacts import atomic_dir, provenance, write_json, write_run_record, write_text
 from rome.errors import RomeError
-from rome.genotype import (
-    CELL_TYPES,
-    ENTRIES_PER_NODE,
-    GENOTYPE_FILE,
-    AnyGenotype,
+from rome.genotype.derivation import (
+    BETA_RULE,
+    RULES,
     CellSearchSpace,
     cells_to_genotype,
     cells_to_nb201,
     derivation_rule,
     derive_cell,
-    genotype_document,
-    genotype_to_text,
     softmax,
 )
+from rome.genotype.files import GENOTYPE_FILE, GENOTYPE_TEXT_FILE, genotype_document, genotype_to_text
+from rome.genotype.types import ENTRIES_PER_NODE, AnyGenotype
 from rome.paths import input_dir
+from rome.search.artifact import ARCH_FILE, SEARCH_FILE, read_search
+from rome.spaces import get_space_spec
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ["derive"]
-SEARCH_FILE = "search.json"
-ARCH_FILE = "arch.safetensors"
-SEARCH_SCHEMA_VERSION = 1
-SPACES = ("darts", "s1", "s2", "s3", "s4", "nb201")
 
 
 def _per_cell(value: Any, cell: str, key: str, source: str) -> Any:
@@ -68,22 +64,6 @@ def _cell_space(meta: dict[str, Any], cell: str, source: str) -> CellSearchSpace
     return CellSearchSpace(tuple(tuple(o) for o in ops), tuple((int(s), int(d)) for s, d in edges))
 
 
-def read_search(search_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """search.json (schema-checked) and the architecture tensors as float64 arrays."""
-    meta_file, arch_file = search_dir / SEARCH_FILE, search_dir / ARCH_FILE
-    meta = read_json(meta_file, "search summary")
-    check_schema_version(meta, SEARCH_SCHEMA_VERSION, meta_file, "search summary")
-    if meta.get("space") not in SPACES:
-        raise RomeError(f"{meta_file}: space = {meta.get('space')!r}: expected one of {list(SPACES)}")
-    if not arch_file.is_file():
-        raise RomeError(f"{arch_file}: architecture parameters not found (run `rome search` first)")
-    try:
-        tensors = {k: v.astype(np.float64) for k, v in load_file(str(arch_file)).items()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise RomeError(f"{arch_file}: cannot read architecture parameters ({exc})") from None
-    return meta, tensors
-
-
 def _tensor(tensors: dict[str, np.ndarray], names: list[str], source: str, required: bool = True) -> np.ndarray | None:
     for name in names:
         if name in tensors:
@@ -107,21 +87,23 @@ def derive_from_search(meta: dict[str, Any], tensors: dict[str, np.ndarray],
     """(genotype, rule, probabilities per cell type) from a search's summary and architecture tensors."""
     space, algorithm, variant = meta["space"], str(meta.get("algorithm", "")), meta.get("variant", "v2")
     arch_source = f"{source}/{ARCH_FILE}"
-    cells = ("normal",) if space == "nb201" else CELL_TYPES
+    space_spec = get_space_spec(space)
+    nb201 = space_spec.kind == "nb201"  # one-input cells, NB201 genotype
+    cells = space_spec.cell_types
     has_beta = any(f"beta_{c}" in tensors for c in cells)
     rule = derivation_rule(algorithm, space, has_beta)
     derived: dict[str, list[list[tuple[str, int]]]] = {}
     probabilities: dict[str, Any] = {}
     for cell in cells:
         cs = _cell_space(meta, cell, f"{source}/{SEARCH_FILE}")
-        alpha = _tensor(tensors, [f"alpha_{cell}"] + (["alpha"] if space == "nb201" else []), arch_source)
-        beta = _tensor(tensors, [f"beta_{cell}"], arch_source, required=rule == "rome")
+        alpha = _tensor(tensors, [f"alpha_{cell}"] + (["alpha"] if nb201 else []), arch_source)
+        beta = _tensor(tensors, [f"beta_{cell}"], arch_source, required=RULES[rule].needs_beta)
         nodes = cs.nodes()
         k = _per_cell(meta.get("in_degree"), cell, "in_degree", f"{source}/{SEARCH_FILE}")
-        if k is None and rule != "nb201":
+        if k is None and RULES[rule].uses_in_degree:
             k = [ENTRIES_PER_NODE] * len(nodes)  # the DARTS cell keeps two inputs per node
         pairs = None
-        if rule == "rome" and variant == "v1":
+        if rule == BETA_RULE and variant == "v1":
             pairs = [tuple(p) for p in meta["pairs"]] if meta.get("pairs") else cs.pairs(k)
             expected, what = len(pairs), "pairs of inputs (ROME-v1)"
         else:
@@ -141,7 +123,7 @@ def derive_from_search(meta: dict[str, Any], tensors: dict[str, np.ndarray],
         elif beta is not None:
             probs["beta"] = _beta_probabilities(beta, [d for _, d in cs.edges])
         probabilities[cell] = probs
-    if space == "nb201":
+    if nb201:
         genotype: AnyGenotype = cells_to_nb201(derived["normal"], f"{source} (derived)")
     else:
         genotype = cells_to_genotype(derived["normal"], derived["reduce"], f"{source} (derived)")
@@ -168,7 +150,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         )
         with atomic_dir(out) as tmp:
             write_json(tmp / GENOTYPE_FILE, doc)
-            write_text(tmp / "genotype.txt", genotype_to_text(genotype) + "\n")
+            write_text(tmp / GENOTYPE_TEXT_FILE, genotype_to_text(genotype) + "\n")
             write_json(tmp / "metrics.json", {f"n_param_free_{cell}": n for cell, n in doc["n_param_free"].items()})
             (tmp / CELLS_DIR).mkdir()
             if params["derive"]["plot"]:
@@ -179,6 +161,5 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         tracker.log_images("cells", sorted((out / CELLS_DIR).glob("*.png")))
         tracker.log_artifact(out, tracking.artifact_name(params, "genotype"), "genotype")
         write_run_record(params, "derive", out)
-    print(f"derive: {rule} rule: {genotype_to_text(genotype)}; parameter-free ops {doc['n_param_free']}",
-          file=sys.stderr)
+    logger.info(f"derive: {rule} rule: {genotype_to_text(genotype)}; parameter-free ops {doc['n_param_free']}")
     return out

@@ -14,41 +14,32 @@ NAS papers. Latency: median ms of ``evaluate.latency_batches`` forwards of one b
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from rome import tracking
-from rome.artifacts import atomic_dir, check_schema_version, provenance, read_json, sha256_file, write_json, write_run_record
+from rome.artifacts import atomic_dir, provenance, sha256_file, write_json, write_run_record
+from rome.data.normalize import channel_stats, normalize
 from rome.data.prepared import load_prepared
 from rome.errors import RomeError
 from rome.paths import input_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
-from rome.stages.train import MODEL_FILE, MODEL_JSON, MODEL_SCHEMA_VERSION
 from rome.training import network
 from rome.training.checkpoint import load_weights
 from rome.training.flops import multiply_adds_m, params_m
 from rome.training.latency import batch_latency_ms
 from rome.training.loop import StepSettings, validate
+from rome.training.model_artifact import MODEL_FILE, MODEL_JSON, read_model_doc
 from rome.training.nb201_table import lookup
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ["evaluate"]
 EVALUATE_SCHEMA_VERSION = 1
 LATENCY_WARMUP = 2
-MODEL_FIELDS = ("network", "kwargs", "num_classes", "in_chans", "resolution", "mean", "std")
-
-
-def read_model_doc(train_dir: Path) -> dict[str, Any]:
-    file = train_dir / MODEL_JSON
-    doc = read_json(file, "model description")
-    check_schema_version(doc, MODEL_SCHEMA_VERSION, file, "model description")
-    missing = [f for f in MODEL_FIELDS if f not in doc]
-    if missing:
-        raise RomeError(f"{file}: missing field(s) {missing}; expected a model.json written by `rome train`")
-    return doc
 
 
 def check_data_fits(doc: dict[str, Any], data: Any, file: Path) -> None:
@@ -75,16 +66,13 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     check_data_fits(doc, data, train_dir / MODEL_JSON)
     trained_on = (doc.get("provenance") or {}).get("data_sha256")
     if trained_on and trained_on != data.data_sha256:
-        print(f"evaluate: warning: {data.path} holds other data than the model was trained on (sha256 differs)",
-              file=sys.stderr)
+        logger.warning(f"evaluate: warning: {data.path} holds other data than the model was trained on (sha256 differs)")
 
     images, labels = data.split("test")
     settings = StepSettings(device=device)
     acc = validate(model, images, labels, doc["mean"], doc["std"], doc["num_classes"], settings,
                    batch_size=e["batch_size"], desc="evaluate")
-    mean = torch.tensor(doc["mean"], device=device).view(1, -1, 1, 1)
-    std = torch.tensor(doc["std"], device=device).view(1, -1, 1, 1)
-    batch = (images[: e["batch_size"]].to(device).float() / 255.0 - mean) / std
+    batch = normalize(images[: e["batch_size"]].to(device), *channel_stats(doc["mean"], doc["std"], device))
     metrics: dict[str, Any] = {
         "top1": acc["top1"],
         "top5": acc["top5"],
@@ -103,8 +91,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             benchmark = {"table": e["benchmark_table"], "table_sha256": sha256_file(e["benchmark_table"]),
                          "dataset": e["benchmark_dataset"], "arch": arch, **found}
         else:
-            print(f"evaluate: {doc['network']} is not a NAS-Bench-201 cell; evaluate.benchmark_table ignored",
-                  file=sys.stderr)
+            logger.warning(f"evaluate: {doc['network']} is not a NAS-Bench-201 cell; evaluate.benchmark_table ignored")
 
     report = {
         "schema_version": EVALUATE_SCHEMA_VERSION,
@@ -132,7 +119,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         tracker.summary({**metrics, "latency_ms": latency_ms})
         write_run_record(params, "evaluate", out, seconds=round(time.perf_counter() - t0, 3), latency=latency)
     extra = "".join(f" {k} {v:.2f}" for k, v in metrics.items() if k.startswith("nb201_") and k != "nb201_index")
-    print(f"evaluate: top1 {metrics['top1']:.2f} top5 {metrics['top5']:.2f} params {metrics['params_m']:.3f}M "
-          f"flops {metrics['flops_m']:.2f}M latency {latency_ms:.1f}ms{extra} "
-          f"in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    logger.info(f"evaluate: top1 {metrics['top1']:.2f} top5 {metrics['top5']:.2f} params {metrics['params_m']:.3f}M "
+                f"flops {metrics['flops_m']:.2f}M latency {latency_ms:.1f}ms{extra} "
+                f"in {time.perf_counter() - t0:.1f}s")
     return out

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from rome.artifacts import atomic_dir, provenance, sha256_file, write_json, writ
 from rome.data.prepared import DATA_FILE, MANIFEST_FILE, MANIFEST_SCHEMA_VERSION
 from rome.data.sources import RawDataset, load_source
 from rome.data.splits import SPLITS, make_splits
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ["data"]
 
@@ -92,5 +94,5 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     seconds = time.perf_counter() - t0
     write_run_record(params, "prepare", out, seconds=round(seconds, 3))
     sizes = ", ".join(f"{s}={manifest['counts'][s]['total']}" for s in SPLITS)
-    print(f"prepare: {raw.name} {manifest['shape']} {sizes} in {seconds:.1f}s", file=sys.stderr)
+    logger.info(f"prepare: {raw.name} {manifest['shape']} {sizes} in {seconds:.1f}s")
     return out

@@ -1,46 +1,30 @@
-"""``rome search``: prepared data -> architecture parameters, history and probabilities (resumable).
+"""``rome search``: prepared data -> the search artifact (``rome.search.artifact``), resumable.
 
-Outputs (one folder, written atomically): ``arch.safetensors`` (alpha_<cell>, beta_<cell>),
-``search.json`` (what ``rome derive`` reads: space, algorithm, variant, ops per edge per cell type,
-edges as (src, dst) state indices, in_degree, pairs for ROME-v1, tau_final, final metrics,
-provenance, environment), ``history.json`` / ``history.csv`` (one row per epoch),
-``probabilities.csv`` (long format for DVC plots) and ``metrics.json``. The checkpoint lives in
-``rome.paths.checkpoint_dir(params, "search")/last.pt``: the same command continues a killed run.
+The checkpoint lives in ``rome.paths.checkpoint_dir(params, "search")/last.pt`` (in state/, not an
+output): the same command continues a killed run; a finished run's checkpoint moves into the
+artifact. Measured figures (seconds, peak memory) go to the run record, never into the artifact.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import io
+import logging
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save as save_safetensors
-
 from rome import tracking
-from rome.artifacts import atomic_dir, provenance, write_bytes, write_json, write_run_record, write_text
+from rome.artifacts import atomic_dir, provenance, write_bytes, write_run_record
 from rome.paths import checkpoint_dir, input_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
+from rome.search import checkpoint as search_checkpoint
+from rome.search.artifact import CHECKPOINT_FILE, HISTORY_COLUMNS, VOLATILE, write_search_artifact
 from rome.tracking import tracking_run_id
 
+logger = logging.getLogger(__name__)
+
 SECTIONS = ["data", "search"]
-SEARCH_SCHEMA_VERSION = 1
-HISTORY_COLUMNS = ("epoch", "tau", "lr", "train_loss", "train_acc", "arch_loss", "val_loss", "val_acc",
-                   "n_param_free_normal")
-# measured, not computed: they differ between two runs of the same inputs, so they go to the run
-# record (state/<run>/search.run.json) and W&B, never into the artifact
-VOLATILE = ("peak_memory_mb", "seconds")
-
-
-def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def probability_rows(history: list[dict[str, Any]], space: Any, beta_labels: list[str]) -> list[dict[str, Any]]:
@@ -64,13 +48,12 @@ def probability_rows(history: list[dict[str, Any]], space: Any, beta_labels: lis
 
 
 def search_document(result: Any, params: dict[str, Any], data_sha: str | None) -> dict[str, Any]:
-    """search.json: the contract with ``rome derive`` (see rome.stages.derive) plus run facts."""
+    """search.json without its schema version: the contract with ``rome derive`` (rome.search.artifact) plus run facts."""
     from rome.search.loop import steps_per_epoch
 
     state = result.state
     algo, space, last = state.algorithm, state.space, state.history[-1]
     doc: dict[str, Any] = {
-        "schema_version": SEARCH_SCHEMA_VERSION,
         "space": space.name,
         "kind": space.kind,
         "algorithm": algo.name,
@@ -100,17 +83,12 @@ def search_document(result: Any, params: dict[str, Any], data_sha: str | None) -
 def write_outputs(folder: Path, result: Any, params: dict[str, Any], data_sha: str | None) -> None:
     state = result.state
     history = [{k: v for k, v in h.items() if k not in VOLATILE} for h in state.history]
-    tensors = state.algorithm.arch.named_tensors()
-    write_bytes(folder / "arch.safetensors", save_safetensors(tensors, metadata={"schema_version": str(SEARCH_SCHEMA_VERSION)}))
     doc = search_document(result, params, data_sha)
-    write_json(folder / "search.json", doc)
-    write_json(folder / "history.json", {"schema_version": SEARCH_SCHEMA_VERSION, "epochs": history})
-    write_text(folder / "history.csv", _csv(history, HISTORY_COLUMNS))
-    rows = probability_rows(history, state.space, state.algorithm.topology.labels())
-    write_text(folder / "probabilities.csv", _csv(rows, ("epoch", "series", "cell_type", "param", "edge", "op", "p")))
     last = history[-1]
-    write_json(folder / "metrics.json", {"val_acc": last["val_acc"], "val_loss": last["val_loss"],
-                                         "n_param_free_normal": last["n_param_free_normal"]})
+    write_search_artifact(
+        folder, doc, state.algorithm.arch.named_tensors(), history,
+        probability_rows(history, state.space, state.algorithm.topology.labels()),
+        {"val_acc": last["val_acc"], "val_loss": last["val_loss"], "n_param_free_normal": last["n_param_free_normal"]})
 
 
 def export_checkpoint(src: Path, dst: Path) -> None:
@@ -147,7 +125,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     device = resolve_device(params["device"])
     s = params["search"]
     if s["amp"] != "none" and device.type != "cuda":
-        print(f"search: search.amp = {s['amp']!r} ignored on {device.type} (bf16 autocast is used on CUDA only)", file=sys.stderr)
+        logger.warning(f"search: search.amp = {s['amp']!r} ignored on {device.type} "
+                       "(bf16 autocast is used on CUDA only)")
     prepared = load_prepared(input_dir(params, "prepare"))
     data = SearchData.from_prepared(prepared)
     ckpt_dir = checkpoint_dir(params, "search")
@@ -157,7 +136,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         result = run_search(params, data, ckpt_dir, device, on_epoch=lambda row: log_epoch(tracker, row))
         with atomic_dir(out) as tmp:
             write_outputs(tmp, result, params, prepared.data_sha256)
-            export_checkpoint(ckpt_dir / "last.pt", tmp / "checkpoint.pt")
+            export_checkpoint(ckpt_dir / search_checkpoint.CHECKPOINT_FILE, tmp / CHECKPOINT_FILE)
         tracker.summary({k: result.history[-1][k] for k in ("val_acc", "val_loss", "n_param_free_normal")})
         tracker.log_artifact(out, tracking.artifact_name(params, "search"), "search")
         write_run_record(params, "search", out, seconds=round(sum(h["seconds"] for h in result.history), 3),
@@ -166,7 +145,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     # *interrupted* run, so a later run with changed params starts fresh instead of tripping over a
     # completed run's checkpoint (an interrupted one is still refused).
     shutil.rmtree(ckpt_dir, ignore_errors=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = result.history[-1]
-    print(f"search: {s['algorithm']} on {s['space']}: val acc {last['val_acc']:.3f}, "
-          f"parameter-free ops in the normal cell {last['n_param_free_normal']}", file=sys.stderr)
+    logger.info(f"search: {s['algorithm']} on {s['space']}: val acc {last['val_acc']:.3f}, "
+                f"parameter-free ops in the normal cell {last['n_param_free_normal']}")
     return out

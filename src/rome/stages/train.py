@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -53,12 +53,18 @@ from rome.reproducibility import resolve_device, seed_everything, set_determinis
 from rome.training import checkpoint, network
 from rome.training.augment import cutout, train_transform, uses_flip
 from rome.training.loop import StepSettings, train_one_epoch, validate
+from rome.training.model_artifact import (
+    METRICS_FILE,
+    METRICS_SCHEMA_VERSION,
+    MODEL_FILE,
+    MODEL_JSON,
+    MODEL_SCHEMA_VERSION,
+    SUMMARY_FILE,
+)
+
+logger = logging.getLogger(__name__)
 
 SECTIONS = ["data", "train"]
-MODEL_SCHEMA_VERSION = 1
-METRICS_SCHEMA_VERSION = 1
-MODEL_FILE, MODEL_JSON = "model.safetensors", "model.json"
-SUMMARY_FILE, METRICS_FILE = "summary.csv", "metrics.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,8 +146,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     kwargs = network.model_kwargs(source, data.num_classes, data.in_channels, t)
     use_aux = t["auxiliary_weight"] > 0 and network.supports_auxiliary(name)
     if t["auxiliary_weight"] > 0 and not use_aux:
-        print(f"train: {name} has no auxiliary head (NAS-Bench-201 protocol); train.auxiliary_weight ignored",
-              file=sys.stderr)
+        logger.warning(f"train: {name} has no auxiliary head (NAS-Bench-201 protocol); "
+                       "train.auxiliary_weight ignored")
 
     seed_everything(params["seed"])
     model = network.build(name, kwargs, auxiliary=use_aux, drop_path_rate=t["drop_path"]).to(device)
@@ -158,7 +164,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
                                  "train": {k: v for k, v in t.items() if k != "epochs"},
                                  "network": name, "kwargs": kwargs, "data_manifest_sha256": data.manifest_sha256})
     if checkpoint.check_identity(ckpt_dir, ident):
-        print(f"train: {ckpt_dir} holds a finished run with other params; starting fresh", file=sys.stderr)
+        logger.info(f"train: {ckpt_dir} holds a finished run with other params; starting fresh")
         shutil.rmtree(ckpt_dir)
         ckpt_dir.mkdir(parents=True)
     (ckpt_dir / checkpoint.COMPLETE_FILE).unlink(missing_ok=True)
@@ -187,7 +193,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     trim_summary(summary, start)
     prov = provenance(params, SECTIONS, "train", data.data_sha256)
     if start:
-        print(f"train: resuming {ckpt_dir / checkpoint.LAST_FILE} at epoch {start}/{t['epochs']}", file=sys.stderr)
+        logger.info(f"train: resuming {ckpt_dir / checkpoint.LAST_FILE} at epoch {start}/{t['epochs']}")
 
     epoch_seconds: list[float] = []
     with tracking.start(params, "train", SECTIONS, prov, run_id=tracking.tracking_run_id(ckpt_dir)) as tracker:
@@ -209,11 +215,10 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             epoch_seconds.append(round(time.perf_counter() - te, 3))
             tracker.log({"lr": lr, "seconds": epoch_seconds[-1], **{f"train/{k}": v for k, v in train_metrics.items()},
                          **{f"test/{k}": v for k, v in eval_metrics.items()}}, step=epoch)
-            print(f"train: epoch {epoch + 1}/{t['epochs']} lr {lr:.5f} loss {train_metrics['loss']:.4f} "
-                  f"train_top1 {train_metrics['top1']:.2f} | test loss {eval_metrics['loss']:.4f} "
-                  f"top1 {eval_metrics['top1']:.2f} top5 {eval_metrics['top5']:.2f} "
-                  f"({time.perf_counter() - te:.1f}s)",
-                  file=sys.stderr)
+            logger.info(f"train: epoch {epoch + 1}/{t['epochs']} lr {lr:.5f} loss {train_metrics['loss']:.4f} "
+                        f"train_top1 {train_metrics['top1']:.2f} | test loss {eval_metrics['loss']:.4f} "
+                        f"top1 {eval_metrics['top1']:.2f} top5 {eval_metrics['top5']:.2f} "
+                        f"({time.perf_counter() - te:.1f}s)")
 
         deployable = network.build(name, kwargs).to(device)
         state = export_state(ema.module if ema is not None else model, deployable)
@@ -254,7 +259,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         tracker.log_artifact(out / MODEL_FILE, tracking.artifact_name(params, "model"), "model")
         write_run_record(params, "train", out, seconds=round(time.perf_counter() - t0, 3),
                          resumed_at_epoch=start, epoch_seconds=epoch_seconds)
-    print(f"train: {name} {t['epochs']} epochs x {steps} steps, test top1 {final['top1']:.2f} "
-          f"(best {saver.best_metric if saver.best_metric is not None else float('nan'):.2f}) "
-          f"in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    logger.info(f"train: {name} {t['epochs']} epochs x {steps} steps, test top1 {final['top1']:.2f} "
+                f"(best {saver.best_metric if saver.best_metric is not None else float('nan'):.2f}) "
+                f"in {time.perf_counter() - t0:.1f}s")
     return out

@@ -21,6 +21,7 @@ from timm.utils.checkpoint_saver import load_checkpoint_metadata
 from rome.artifacts import read_json, write_json
 from rome.config import params_hash
 from rome.errors import RomeError
+from rome.nested_diff import leaf_differences
 
 LAST_FILE = "last.pth.tar"
 IDENTITY_FILE = "run.json"
@@ -96,12 +97,9 @@ def identity(values: dict[str, Any]) -> dict[str, Any]:
     return {"schema_version": IDENTITY_SCHEMA_VERSION, "hash": params_hash(values), "values": values}
 
 
-def _first_difference(old: Any, new: Any, prefix: str = "") -> str:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                return _first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
-    return f"{prefix.rstrip('.')} = {old!r} in the checkpoint, {new!r} now"
+def _first_difference(old: Any, new: Any) -> str:
+    key, was, now = (leaf_differences(old, new) or [("", old, new)])[0]
+    return f"{key} = {was!r} in the checkpoint, {now!r} now"
 
 
 COMPLETE_FILE = "complete.json"

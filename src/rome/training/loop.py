@@ -7,7 +7,6 @@ What the DARTS protocol adds to timm's loop: the auxiliary-head loss (weight
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,9 @@ import torch.nn.functional as F
 from timm.data import Mixup
 from timm.utils import AverageMeter, ModelEmaV3, accuracy, dispatch_clip_grad
 from tqdm import tqdm
+
+from rome.data.normalize import channel_stats, normalize
+from rome.precision import bf16_autocast
 
 
 @dataclass
@@ -30,13 +32,6 @@ class StepSettings:
     channels_last: bool = False
     mixup: Mixup | None = None
     erasing: Callable[[torch.Tensor], torch.Tensor] | None = None
-
-
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast when asked (no loss scaler needed for bf16), else a no-op."""
-    if amp == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _to_device(x: torch.Tensor, s: StepSettings) -> torch.Tensor:
@@ -69,7 +64,7 @@ def train_one_epoch(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor
         target = labels
         if settings.mixup is not None:
             images, target = settings.mixup(images, labels)
-        with autocast(settings.device, settings.amp):
+        with bf16_autocast(settings.device, settings.amp, on_cpu=True):  # train.amp holds on the CPU too
             out = model(images)
             logits, aux = out if isinstance(out, tuple) else (out, None)
             loss = criterion(logits, target)
@@ -100,16 +95,14 @@ def validate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
              desc: str = "eval") -> dict[str, float]:
     """Cross-entropy, top-1 and top-5 (%) of uint8 ``images`` in eval mode, normalised chunk by chunk."""
     model.eval()
-    m = torch.tensor(list(mean), dtype=torch.float32, device=settings.device).view(1, -1, 1, 1)
-    s = torch.tensor(list(std), dtype=torch.float32, device=settings.device).view(1, -1, 1, 1)
+    m, s = channel_stats(mean, std, settings.device)
     k1, k5 = topk(num_classes)
     losses, top1, top5 = AverageMeter(), AverageMeter(), AverageMeter()
     starts = range(0, len(labels), batch_size)
     for i in tqdm(starts, desc=desc, leave=False, dynamic_ncols=True):
-        x = (images[i:i + batch_size].to(settings.device).float() / 255.0 - m) / s
-        x = x.contiguous(memory_format=torch.channels_last) if settings.channels_last else x
+        x = normalize(images[i:i + batch_size].to(settings.device), m, s, settings.channels_last)
         y = labels[i:i + batch_size].to(settings.device)
-        with autocast(settings.device, settings.amp):
+        with bf16_autocast(settings.device, settings.amp, on_cpu=True):
             logits = model(x)
         logits = (logits[0] if isinstance(logits, tuple) else logits).float()
         a1, a5 = accuracy(logits, y, topk=(k1, k5))

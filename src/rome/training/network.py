@@ -16,7 +16,8 @@ import timm
 import torch
 
 from rome.errors import RomeError
-from rome.genotype import GENOTYPE_FILE, NB201Genotype, load_genotype
+from rome.genotype.files import GENOTYPE_FILE, load_genotype
+from rome.genotype.types import NB201Genotype
 from rome.models import MODEL_NAMES  # importing rome.models registers the rome_* networks with timm
 from rome.paths import input_dir
 

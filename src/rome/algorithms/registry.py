@@ -1,0 +1,51 @@
+"""The algorithm registry: one ``AlgorithmSpec`` per ``search.algorithm`` value, registered by its own module.
+
+The search (``rome.search.algorithms``), the derivation (``rome.genotype.derivation``), the schema's
+enum (a test compares them) and the benchmarks read the facts from here, so none branches on a name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rome.registry import Registry
+
+OP_MODES = ("gumbel", "mixed")  # Gumbel-max over alpha per edge | the weighted mixed op over all ops
+TOPOLOGIES = ("learned", "uniform", "all")  # beta learned (Gumbel-Top-k) | k inputs drawn uniformly | every edge
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """What one search algorithm is, as data.
+
+    ``op_mode``: how an edge's op is chosen (``OP_MODES``). ``learns_arch``: whether alpha/beta get an
+    Adam step (else the paths are drawn from zero logits: uniform). ``fixed_k``: samples per step
+    when the algorithm defines it (GDAS, DARTS: 1), ``None`` = ``search.k_samples``. ``topology``: how
+    a node's inputs are chosen where the space keeps fewer than it offers (``TOPOLOGIES``; ``learned``
+    honours ``search.topology`` and ``search.rome_variant``). ``rule``: the derivation rule when no beta
+    is stored (``rome.genotype.derivation``). ``init_std``: the std of the initial logits, ``None`` =
+    ``search.arch_init_std``.
+    """
+
+    name: str
+    op_mode: str
+    learns_arch: bool
+    fixed_k: int | None
+    topology: str
+    rule: str
+    init_std: float | None = None
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if self.op_mode not in OP_MODES:
+            raise ValueError(f"{self.name}: op_mode {self.op_mode!r} not in {OP_MODES}")
+        if self.topology not in TOPOLOGIES:
+            raise ValueError(f"{self.name}: topology {self.topology!r} not in {TOPOLOGIES}")
+
+
+ALGORITHMS: Registry[AlgorithmSpec] = Registry("algorithm", "search.algorithm")
+
+register_algorithm = ALGORITHMS.register  # one call per entry, in the module that defines it
+algorithm_names = ALGORITHMS.names
+find_algorithm = ALGORITHMS.find
+get_algorithm = ALGORITHMS.get

@@ -1,0 +1,141 @@
+"""One iteration of Algorithm 1, shared by the search loop, the profiler and the memory benchmark.
+
+``search_step(parts, data_train, data_val, tau)`` is the NASLib-style ``step(data_train, data_val)``:
+an architecture step first (K samples on the same ``search_val`` batch, gradients averaged, Adam),
+then a weight step (K fresh samples on the same ``search_train`` batch, gradients summed, clipped,
+SGD). Writing it once is what makes the profiled and benchmarked iteration the searched one.
+
+The optimiser settings are built in one place (``OptimizerSettings`` -> ``build_optimizers``); its
+defaults are the DARTS/ROME paper values the profiler and the benchmark use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from rome.precision import bf16_autocast
+from rome.search.algorithms import ArchSample, SearchAlgorithm
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """SGD on the weights, Adam on alpha/beta, gradient clipping: the ``search.*`` optimiser keys."""
+
+    w_lr: float = 0.05
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    a_lr: float = 3e-4
+    a_beta1: float = 0.5
+    a_beta2: float = 0.999
+    a_weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+
+    @classmethod
+    def from_search(cls, search: Mapping[str, Any]) -> OptimizerSettings:
+        """From the ``search`` params section (the keys are named like the fields)."""
+        return cls(**{name: search[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class StepParts:
+    """What one step reads and updates: the supernet, the algorithm, both optimisers and the sample stream."""
+
+    model: nn.Module
+    algorithm: SearchAlgorithm
+    w_opt: torch.optim.SGD
+    a_opt: torch.optim.Adam | None
+    sample_gen: torch.Generator
+    grad_clip: float
+
+    def draw(self) -> list[ArchSample | None]:
+        """K sub-network draws from the run's own sample generator."""
+        return [self.algorithm.draw(self.sample_gen) for _ in range(self.algorithm.k_samples)]
+
+
+def build_optimizers(model: nn.Module, algorithm: SearchAlgorithm,
+                     settings: OptimizerSettings) -> tuple[torch.optim.SGD, torch.optim.Adam | None]:
+    """(SGD on the weights, Adam on alpha/beta or ``None`` when the algorithm learns no architecture)."""
+    w_opt = torch.optim.SGD(model.parameters(), lr=settings.w_lr, momentum=settings.w_momentum,
+                            weight_decay=settings.w_weight_decay)
+    a_opt = (torch.optim.Adam(algorithm.arch.parameters(), lr=settings.a_lr, betas=(settings.a_beta1, settings.a_beta2),
+                              weight_decay=settings.a_weight_decay) if algorithm.learns_arch else None)
+    return w_opt, a_opt
+
+
+def build_step_parts(model: nn.Module, algorithm: SearchAlgorithm, settings: OptimizerSettings,
+                     sample_gen: torch.Generator) -> StepParts:
+    w_opt, a_opt = build_optimizers(model, algorithm, settings)
+    return StepParts(model, algorithm, w_opt, a_opt, sample_gen, settings.grad_clip)
+
+
+def arch_gradients(model: nn.Module, algorithm: SearchAlgorithm, x: torch.Tensor, y: torch.Tensor,
+                   samples: Sequence[ArchSample | None], tau: float, amp: str = "none") -> float:
+    """Set ``.grad`` of alpha/beta to the MEAN over the samples of their gradients on one batch.
+
+    Only the architecture gradients are computed (``autograd.grad``): weight gradients of this pass
+    are never needed. Returns the mean loss.
+    """
+    params = list(algorithm.arch.parameters())
+    total: list[torch.Tensor | None] = [None] * len(params)
+    loss_sum = 0.0
+    for sample in samples:
+        with bf16_autocast(x.device, amp):
+            loss = F.cross_entropy(model(x, algorithm.paths(sample, tau)), y)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for i, g in enumerate(grads):
+            if g is not None:
+                total[i] = g.clone() if total[i] is None else total[i] + g
+        loss_sum += float(loss.detach())
+    for p, g in zip(params, total):
+        p.grad = None if g is None else g / len(samples)
+    return loss_sum / len(samples)
+
+
+def weight_gradients(model: nn.Module, algorithm: SearchAlgorithm, x: torch.Tensor, y: torch.Tensor,
+                     samples: Sequence[ArchSample | None], tau: float, amp: str = "none") -> tuple[float, float]:
+    """Accumulate into the weights' ``.grad`` the SUM over the samples of their gradients on one batch.
+
+    The sampled paths are built without a graph to alpha/beta (same forward values). Returns the
+    mean loss and the mean accuracy over the samples.
+    """
+    loss_sum, correct = 0.0, 0.0
+    for sample in samples:
+        with torch.no_grad():
+            paths = algorithm.paths(sample, tau)
+        with bf16_autocast(x.device, amp):
+            logits = model(x, paths)
+            loss = F.cross_entropy(logits, y)
+        loss.backward()
+        loss_sum += float(loss.detach())
+        correct += float((logits.detach().argmax(1) == y).float().mean())
+    return loss_sum / len(samples), correct / len(samples)
+
+
+def search_step(parts: StepParts, data_train: Iterator[Batch], data_val: Iterator[Batch], tau: float,
+                amp: str = "none") -> dict[str, float]:
+    """One iteration: ``arch_loss`` (when the algorithm learns alpha/beta), ``train_loss``, ``train_acc``.
+
+    The data come as iterators, not batches, because an algorithm that learns no architecture
+    (random) never takes an architecture batch: its ``search_val`` stream stays where it was.
+    """
+    out: dict[str, float] = {}
+    if parts.algorithm.learns_arch:
+        assert parts.a_opt is not None
+        xa, ya = next(data_val)
+        parts.a_opt.zero_grad(set_to_none=True)
+        out["arch_loss"] = arch_gradients(parts.model, parts.algorithm, xa, ya, parts.draw(), tau, amp)
+        parts.a_opt.step()
+    xw, yw = next(data_train)
+    parts.w_opt.zero_grad(set_to_none=True)
+    out["train_loss"], out["train_acc"] = weight_gradients(parts.model, parts.algorithm, xw, yw, parts.draw(), tau, amp)
+    nn.utils.clip_grad_norm_(parts.model.parameters(), parts.grad_clip)
+    parts.w_opt.step()
+    return out
