@@ -145,7 +145,6 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     # *interrupted* run, so a later run with changed params starts fresh instead of tripping over a
     # completed run's checkpoint (an interrupted one is still refused).
     shutil.rmtree(ckpt_dir, ignore_errors=True)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = result.history[-1]
     logger.info(f"search: {s['algorithm']} on {s['space']}: val acc {last['val_acc']:.3f}, "
                 f"parameter-free ops in the normal cell {last['n_param_free_normal']}")
