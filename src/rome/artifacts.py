@@ -7,7 +7,6 @@ renamed into place; whole artifact folders are built in a temporary folder and s
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -21,7 +20,7 @@ from typing import Any
 
 from rome import __version__
 from rome.config import params_hash
-from rome.errors import RomeError
+from rome.errors import RomeError, disk_full_error, is_disk_full
 from rome.paths import run_record_path
 from rome.pipeline.codedeps import code_identity
 from rome.tracking import current_run_id
@@ -29,22 +28,6 @@ from rome.tracking import current_run_id
 
 def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """ENOSPC/EDQUOT, also when a library (safetensors, torch) wrapped it in its own exception type."""
-    if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
-        return True
-    text = str(exc)
-    return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
-
-
-def disk_full_error(path: str | Path) -> RomeError:
-    return RomeError(f"{path}: no space left on device; free space there or write elsewhere "
-                     f"(--out DIR, or results_dir)")
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
