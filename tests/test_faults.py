@@ -404,3 +404,15 @@ def test_exponent_numbers_parse_as_floats(ws: Path, capsys: pytest.CaptureFixtur
     assert from_file["search"]["w_lr_min"] == 1e-4 and from_file["train"]["lr_min"] == 5e-5
     rc, lines = rome(ws, capsys, "prepare", "--set", "data.test_fraction=2e-1", "--out", str(ws / "p"))
     assert rc == 0, lines
+
+
+def test_snakemake_reads_exponent_numbers_like_the_cli(tmp_path: Path) -> None:
+    """params.yaml with `1e6` builds the Snakemake graph too (Snakemake's own YAML reads it as a string)."""
+    shutil.copy(REPO / "Snakefile", tmp_path / "Snakefile")
+    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    text = (REPO / "params.yaml").read_text()
+    assert "\nsearch: {}\n" in text
+    (tmp_path / "params.yaml").write_text(text.replace("\nsearch: {}\n", "\nsearch:\n  w_lr: 1e6\n"))
+    res = subprocess.run([str(BIN / "snakemake"), "-n", "--cores", "1"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+    assert res.returncode == 0, (res.stdout + res.stderr)[-2000:]
