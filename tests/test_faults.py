@@ -180,13 +180,14 @@ def test_disk_full_in_train_checkpoint(ws: Path, capsys: pytest.CaptureFixture, 
 
 # ----------------------------------------------------------------------------- W&B online without network
 
-WANDB_BOUND_S = 30.0  # measured: ~13 s for the whole smoke search (8 s init bound + wandb start-up + search)
+WANDB_BOUND_S = 30.0  # measured here: 13 s for the whole smoke search (8 s init bound, ~1.5 s wandb, 3.4 s search)
 
 
 def test_wandb_online_without_network_continues_offline(ws: Path) -> None:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "WANDB_MODE": "online",
            "WANDB_API_KEY": "0123456789abcdef0123456789abcdef01234567", "WANDB_DIR": str(ws / "wandb")}
     env.pop("WANDB_INIT_TIMEOUT", None)
+    env.pop("WANDB_SILENT", None)  # rome must keep wandb quiet itself
     t0 = time.perf_counter()
     try:
         out = subprocess.run(["rome", "search", "--params", str(ws / "params.yaml")], cwd=ws, env=env,
@@ -198,7 +199,7 @@ def test_wandb_online_without_network_continues_offline(ws: Path) -> None:
     assert elapsed < WANDB_BOUND_S, elapsed
     warnings = [line for line in out.stderr.replace("\r", "\n").splitlines() if line.startswith("tracking: warning")]
     assert len(warnings) == 1 and "continuing offline" in warnings[0] and "wandb sync" in warnings[0], out.stderr[-2000:]
-    assert "Traceback" not in out.stderr
+    assert "Traceback" not in out.stderr and not any(line.startswith("wandb:") for line in out.stderr.splitlines())
     assert list((ws / "wandb").rglob("offline-run-*")), "the offline run must be kept for `wandb sync`"
     assert (ws / "results" / RUN / "search" / "arch.safetensors").is_file()
 

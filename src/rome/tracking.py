@@ -127,7 +127,11 @@ def init_bounded(wandb: Any, mode: str, **kwargs: Any) -> Any | None:
     """``wandb.init`` that never holds a stage up: online gets ``INIT_TIMEOUT_S`` (wandb's default
     is 90 s, then a traceback), then the run continues offline, its data kept for ``wandb sync``;
     if even offline fails, the stage runs untracked. Returns the run, or None for no tracking."""
-    timeout = float(os.environ.get("WANDB_INIT_TIMEOUT") or INIT_TIMEOUT_S)
+    try:
+        timeout = float(os.environ.get("WANDB_INIT_TIMEOUT") or INIT_TIMEOUT_S)
+    except ValueError:
+        timeout = INIT_TIMEOUT_S
+    os.environ.setdefault("WANDB_SILENT", "true")  # Settings(silent=True) comes too late for the login line
     settings = wandb.Settings(silent=True, console="off", init_timeout=timeout)
     try:
         return wandb.init(mode=mode, settings=settings, **kwargs)
