@@ -25,6 +25,7 @@ from rome import cli, tracking
 from rome.artifacts import read_json
 from rome.config import load_params, resolve
 from rome.errors import RomeError
+from rome.paths import checkpoint_dir
 from rome.search.checkpoint import load_checkpoint
 
 RUN = Path("mnist5k/darts/rome/seed0")
@@ -97,7 +98,7 @@ def test_damaged_prepared_data_is_refused_and_audited(ws: Path, capsys: pytest.C
     assert rome(ws, capsys, "train", "--set", geno)[0] == 0
     train_dir = ws / "results" / RUN / "train"
     audit_before = json.loads(_audit_json(ws, capsys, train_dir, geno))
-    assert audit_before["workspace"]["data_unchanged"] is True
+    assert audit_before["workspace"]["data_problem"] is None
 
     data_file = ws / "results" / "mnist5k" / "prepare" / "data.safetensors"
     _damage(data_file)
@@ -110,6 +111,10 @@ def test_damaged_prepared_data_is_refused_and_audited(ws: Path, capsys: pytest.C
     ws_after = audit_after["workspace"]
     assert ws_after["data_unchanged"] is False and ws_after["reproducible"] is False
     assert "does not match" in ws_after["data_problem"]
+    capsys.readouterr()
+    assert cli.main(["audit", str(train_dir), "--params", str(ws / "params.yaml"), "--set", geno]) == 0
+    text = capsys.readouterr().out
+    assert any(line.strip().startswith("data:") and "does not match" in line for line in text.splitlines()), text
 
 
 def _audit_json(ws: Path, capsys: pytest.CaptureFixture, target: Path, *sets: str) -> str:
@@ -131,7 +136,7 @@ def test_disk_full_in_search_checkpoint(ws: Path, capsys: pytest.CaptureFixture,
     """ENOSPC at the write of the checkpoint (fsync is where a full disk or quota is reported)."""
     monkeypatch.setattr(os, "fsync", _enospc)
     rc, lines = rome(ws, capsys, "search")
-    ckpt = ws / "results" / RUN / "search_ckpt" / "last.pt"
+    ckpt = checkpoint_dir(load_params(ws / "params.yaml"), "search") / "last.pt"
     assert_one_line_error(rc, lines, "search", str(ckpt), "no space left on device")
     assert not (ws / "results" / RUN / "search").exists() and not ckpt.exists()
     assert not litter(ws)
@@ -172,7 +177,7 @@ def test_disk_full_in_library_write(ws: Path, capsys: pytest.CaptureFixture, mon
 def test_disk_full_in_train_checkpoint(ws: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "fsync", _enospc)
     rc, lines = rome(ws, capsys, "train", "--set", f"train.genotype={DARTS_V2}")
-    ckpt_dir = ws / "results" / RUN / "train_ckpt"
+    ckpt_dir = checkpoint_dir(load_params(ws / "params.yaml"), "train")
     assert_one_line_error(rc, lines, "train", str(ckpt_dir), "no space left on device")
     assert not (ws / "results" / RUN / "train").exists()
     assert not litter(ws) and not (ckpt_dir / "tmp.pth.tar").exists() and not (ckpt_dir / "last.pth.tar").exists()
@@ -300,7 +305,8 @@ def test_two_concurrent_searches_one_refuses_the_other_matches_a_single_run(ws: 
 
 def test_litter_of_dead_runs_is_swept_live_writers_untouched(ws: Path, capsys: pytest.CaptureFixture) -> None:
     seed_dir = ws / "results" / RUN
-    ckpt = seed_dir / "search_ckpt"
+    seed_dir.mkdir(parents=True)
+    ckpt = checkpoint_dir(load_params(ws / "params.yaml"), "search")
     ckpt.mkdir(parents=True)
     dead = dead_pid()
     live = subprocess.Popen(["sleep", "60"])
@@ -411,6 +417,7 @@ def test_snakemake_reads_exponent_numbers_like_the_cli(tmp_path: Path) -> None:
     """params.yaml with `1e6` builds the Snakemake graph too (Snakemake's own YAML reads it as a string)."""
     shutil.copy(REPO / "Snakefile", tmp_path / "Snakefile")
     shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    shutil.copytree(REPO / "genotypes", tmp_path / "genotypes")
     text = (REPO / "params.yaml").read_text()
     assert "\nsearch: {}\n" in text
     (tmp_path / "params.yaml").write_text(text.replace("\nsearch: {}\n", "\nsearch:\n  w_lr: 1e6\n"))

@@ -142,6 +142,7 @@ def init_bounded(wandb: Any, mode: str, **kwargs: Any) -> Any | None:
             return None
         failure = exc
     try:
+        wandb.teardown()  # the failed attempt still holds its run id in wandb's service ("run ID in use")
         run = wandb.init(mode="offline", settings=settings, **kwargs)
     except Exception as exc:  # noqa: BLE001
         print(f"tracking: warning: W&B {mode} init failed ({_one_line(failure)}) and offline too "
