@@ -44,10 +44,8 @@ def ws(tmp_path: Path, prepared_smoke: Path) -> Path:
 
 def rome(ws: Path, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, list[str]]:
     """``rome <stage> --params ws/params.yaml ...`` in-process: (exit status, stderr lines)."""
-    stage, rest = args[0], list(args[1:])
-    argv = [stage, *rest] if stage == "audit" else [stage, "--params", str(ws / "params.yaml"), *rest]
     capsys.readouterr()
-    rc = cli.main(argv)
+    rc = cli.main([args[0], "--params", str(ws / "params.yaml"), *args[1:]])
     err = capsys.readouterr().err.replace("\r", "\n")
     return rc, [line for line in err.splitlines() if line.strip()]
 
@@ -102,7 +100,7 @@ def test_damaged_prepared_data_is_refused_and_audited(ws: Path, capsys: pytest.C
 
     data_file = ws / "results" / "mnist5k" / "prepare" / "data.safetensors"
     _damage(data_file)
-    for stage in ("search", "evaluate"):
+    for stage in ("search", "train", "evaluate"):
         rc, lines = rome(ws, capsys, stage, "--set", geno)
         assert_one_line_error(rc, lines, stage, str(data_file), "does not match", "rerun `rome prepare`")
     assert not (ws / "results" / RUN / "search").exists() and not (ws / "results" / RUN / "evaluate").exists()
