@@ -12,7 +12,7 @@ another host (which this host cannot prove dead), refuses in one line naming PID
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from filelock import MarkerSoftFileLock, Timeout
 
 from rome.errors import RomeError
 from rome.paths import RESUMABLE, checkpoint_dir
+
+logger = logging.getLogger(__name__)
 
 
 def lock_path(folder: Path) -> Path:
@@ -55,7 +57,7 @@ def _hold_one(folder: Path, wait: bool) -> Iterator[None]:
         if not wait:
             raise RomeError(f"{folder}: in use by another rome run ({holder}; lock {path}); let it finish, "
                             f"rerun with --wait, or delete the lock if that process is gone") from None
-        print(f"rome: {folder} is in use by {holder}; waiting for it (--wait)", file=sys.stderr, flush=True)
+        logger.info(f"rome: {folder} is in use by {holder}; waiting for it (--wait)")
         lock.acquire(poll_interval=1.0)
     try:
         yield

@@ -139,20 +139,18 @@ def init_bounded(wandb: Any, mode: str, **kwargs: Any) -> Any | None:
         return wandb.init(mode=mode, settings=settings, **kwargs)
     except Exception as exc:  # noqa: BLE001 - CommError, UsageError, timeouts: tracking must not stop a stage
         if mode == "offline":
-            print(f"tracking: warning: W&B offline init failed ({_one_line(exc)}); continuing without tracking",
-                  file=sys.stderr)
+            logger.warning(f"tracking: warning: W&B offline init failed ({_one_line(exc)}); continuing without tracking")
             return None
         failure = exc
     try:
         wandb.teardown()  # the failed attempt still holds its run id in wandb's service ("run ID in use")
         run = wandb.init(mode="offline", settings=settings, **kwargs)
     except Exception as exc:  # noqa: BLE001
-        print(f"tracking: warning: W&B {mode} init failed ({_one_line(failure)}) and offline too "
-              f"({_one_line(exc)}); continuing without tracking", file=sys.stderr)
+        logger.warning(f"tracking: warning: W&B {mode} init failed ({_one_line(failure)}) and offline too "
+              f"({_one_line(exc)}); continuing without tracking")
         return None
-    print(f"tracking: warning: W&B {mode} init failed within {timeout:g} s ({_one_line(failure)}); continuing "
-          f"offline, upload later with `wandb sync {getattr(run.settings, 'sync_dir', None) or kwargs.get('dir')}`",
-          file=sys.stderr)
+    logger.warning(f"tracking: warning: W&B {mode} init failed within {timeout:g} s ({_one_line(failure)}); continuing "
+          f"offline, upload later with `wandb sync {getattr(run.settings, 'sync_dir', None) or kwargs.get('dir')}`")
     return run
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
-import sys
+import logging
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -20,6 +20,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from rome.errors import RomeError
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 TRAIN_SPLIT_NAMES = ("train",)
@@ -232,6 +234,6 @@ def load_imagefolder(root: Path, resize: int | None = None) -> RawDataset:
     description = f"imagefolder {root}"
     if notes:
         description += " (" + "; ".join(notes) + ")"
-        print(f"prepare: {description}", file=sys.stderr)
+        logger.info(f"prepare: {description}")
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     return RawDataset("imagefolder", classes, tri, trl, tei, tel, files, description)
