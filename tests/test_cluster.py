@@ -114,12 +114,15 @@ def test_smoke_pipeline_runs_on_slurm_with_gpus_for_search_and_train(tmp_path: P
         assert slurm is not None, f"{stage} did not run as a Slurm job"
         assert slurm["SLURM_JOB_PARTITION"] == "gpu", slurm
         assert slurm["SLURM_GPUS_ON_NODE"] == "1", slurm
-        assert slurm["SLURM_JOB_GPUS"] and len(slurm["SLURM_JOB_GPUS"].split(",")) == 1, slurm
+        # the rule runs in an srun step inside the batch job: Slurm names the step's GPUs there
+        gpus = slurm["SLURM_STEP_GPUS"] or slurm["SLURM_JOB_GPUS"]
+        assert gpus and len(gpus.split(",")) == 1, slurm
         assert slurm["CUDA_VISIBLE_DEVICES"] and len(slurm["CUDA_VISIBLE_DEVICES"].split(",")) == 1, slurm
         jobs[stage] = slurm["SLURM_JOB_ID"]
     evaluate = record(repo, "evaluate")["slurm"]
     assert evaluate is not None and evaluate["SLURM_JOB_PARTITION"] == "cpu", evaluate
-    assert evaluate["SLURM_GPUS_ON_NODE"] in (None, "0") and not evaluate["SLURM_JOB_GPUS"], evaluate
+    assert evaluate["SLURM_GPUS_ON_NODE"] in (None, "0") and not evaluate["SLURM_STEP_GPUS"], evaluate
+    assert not evaluate["SLURM_JOB_GPUS"] and not evaluate["CUDA_VISIBLE_DEVICES"], evaluate
     assert len({*jobs.values(), evaluate["SLURM_JOB_ID"]}) == 3, (jobs, evaluate)
     # localrules (prepare, derive) run on the submitting host, outside Slurm
     assert record(repo, "derive")["slurm"] is None
