@@ -152,12 +152,24 @@ def provenance(params: dict[str, Any], sections: list[str], stage: str, data_sha
 
 RUN_RECORD_SCHEMA_VERSION = 1
 
+# What a Slurm job was given, as the job's environment says: enough to tell from the run record
+# alone which job, partition and GPUs (GRES indices) a stage ran on, with no accounting database.
+SLURM_JOB_ENV = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_JOB_NODELIST", "SLURM_CPUS_PER_TASK",
+                 "SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES")
+
+
+def slurm_job() -> dict[str, str | None] | None:
+    """The Slurm allocation this process runs in (None outside a Slurm job), for the run record."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    return {key: os.environ.get(key) for key in SLURM_JOB_ENV}
+
 
 def write_run_record(params: dict[str, Any], stage: str, artifact: Path, **facts: Any) -> Path:
     """The volatile facts of a stage's run, kept in state/ beside (never inside) the artifact.
 
-    When, where, by which commit, under which DVC stage and W&B run, and how long: what a
-    reader wants to know but must not change the artifact's bytes. ``rome audit`` shows it.
+    When, where (host, and the Slurm job and GPUs when run by Slurm), by which commit, under which
+    DVC stage and W&B run, and how long: what a reader wants to know but must not change the artifact's bytes. ``rome audit`` shows it.
     """
     from rome.reproducibility import environment  # torch: only stages that write a record need it
 
@@ -171,6 +183,7 @@ def write_run_record(params: dict[str, Any], stage: str, artifact: Path, **facts
         "dvc_stage": os.environ.get("DVC_STAGE"),
         "wandb_run_id": current_run_id(),
         "environment": environment(),
+        "slurm": slurm_job(),
         **facts,
     }
     return write_json(run_record_path(params, stage), record)
