@@ -208,6 +208,9 @@ def test_slurm_profile_requests_gpus_through_resources_only() -> None:
         assert not forbidden.search(str(res.get("slurm_extra", ""))), rule
     assert not forbidden.search(str((profile.get("default-resources") or {}).get("slurm_extra", "")))
     assert profile.get("slurm-status-command") == "squeue"
+    # the plugin silently falls back to sacct (which hangs without accounting) when
+    # MinJobAge (Slurm's default: 300 s) < 3 x the first poll's delay
+    assert 3 * profile["slurm-init-seconds-before-status-checks"] < 300
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git missing")

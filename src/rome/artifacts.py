@@ -20,7 +20,7 @@ from typing import Any
 
 from rome import __version__
 from rome.config import params_hash
-from rome.errors import RomeError
+from rome.errors import RomeError, disk_full_error, is_disk_full
 from rome.paths import run_record_path
 from rome.pipeline.codedeps import code_identity
 from rome.tracking import current_run_id
@@ -31,15 +31,22 @@ def _tmp_sibling(path: Path) -> Path:
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write bytes atomically (temp file + fsync + rename)."""
+    """Write bytes atomically (temp file + fsync + rename); on any failure the temp file is removed
+    (a full disk must not be made fuller), and a full disk is a one-line error naming the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full_error(path) from None
+        raise
     return path
 
 
@@ -53,14 +60,24 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def read_json(path: str | Path, what: str = "artifact") -> dict[str, Any]:
-    """Read a JSON artifact with a one-line error on a missing or corrupt file."""
+    """Read a JSON artifact with a one-line error on a missing or corrupt file, or valid JSON whose
+    top level is not an object (every rome artifact is one; a list would fail later, deep inside)."""
     p = Path(path)
     if not p.is_file():
         raise RomeError(f"{p}: {what} not found (run the upstream stage first)")
     try:
-        return json.loads(p.read_text())
+        doc = json.loads(p.read_text())
     except json.JSONDecodeError as exc:
         raise RomeError(f"{p}: corrupt JSON ({exc.msg} at line {exc.lineno}); expected a {what}") from None
+    except UnicodeDecodeError:
+        raise RomeError(f"{p}: not UTF-8 text; expected a {what} (JSON)") from None
+    if not isinstance(doc, dict):
+        raise RomeError(f"{p}: top level is a JSON {_json_kind(doc)}; expected a JSON object (a {what})")
+    return doc
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
 
 
 def check_schema_version(doc: dict[str, Any], supported: int, path: str | Path, what: str) -> None:
@@ -83,8 +100,10 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc):  # e.g. safetensors' save_file, which raises its own type
+            raise disk_full_error(final) from None
         raise
     old = final.with_name(f".{final.name}.old-{os.getpid()}")
     if final.exists():
@@ -133,12 +152,24 @@ def provenance(params: dict[str, Any], sections: list[str], stage: str, data_sha
 
 RUN_RECORD_SCHEMA_VERSION = 1
 
+# What a Slurm job was given, as the job's environment says: enough to tell from the run record
+# alone which job, partition and GPUs (GRES indices) a stage ran on, with no accounting database.
+SLURM_JOB_ENV = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_JOB_NODELIST", "SLURM_CPUS_PER_TASK",
+                 "SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES")
+
+
+def slurm_job() -> dict[str, str | None] | None:
+    """The Slurm allocation this process runs in (None outside a Slurm job), for the run record."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    return {key: os.environ.get(key) for key in SLURM_JOB_ENV}
+
 
 def write_run_record(params: dict[str, Any], stage: str, artifact: Path, **facts: Any) -> Path:
     """The volatile facts of a stage's run, kept in state/ beside (never inside) the artifact.
 
-    When, where, by which commit, under which DVC stage and W&B run, and how long: what a
-    reader wants to know but must not change the artifact's bytes. ``rome audit`` shows it.
+    When, where (host, and the Slurm job and GPUs when run by Slurm), by which commit, under which
+    DVC stage and W&B run, and how long: what a reader wants to know but must not change the artifact's bytes. ``rome audit`` shows it.
     """
     from rome.reproducibility import environment  # torch: only stages that write a record need it
 
@@ -152,6 +183,7 @@ def write_run_record(params: dict[str, Any], stage: str, artifact: Path, **facts
         "dvc_stage": os.environ.get("DVC_STAGE"),
         "wandb_run_id": current_run_id(),
         "environment": environment(),
+        "slurm": slurm_job(),
         **facts,
     }
     return write_json(run_record_path(params, stage), record)

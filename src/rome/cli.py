@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from rome import __version__
-from rome.errors import RomeError
+from rome.errors import RomeError, is_disk_full
 from rome.logs import configure_logging
 
 STAGE_HELP = {
@@ -56,6 +56,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
                            help="read an upstream stage's artifact from DIR (default: the folder derived from the params)")
             p.add_argument("--threads", type=int, default=None, metavar="N",
                            help="torch threads (default: torch's choice); not a param: it never changes a result's identity")
+            p.add_argument("--wait", action="store_true",
+                           help="if another run holds the output folder, wait for it instead of refusing")
         if name == selected:
             add = getattr(stage_module(name), "add_arguments", None)
             if add is not None:
@@ -86,20 +88,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(selected)
     args = parser.parse_args(argv)
     module = stage_module(args.stage)
+    out: Path | None = None
     try:
         if args.stage in NOT_STAGES:
             return int(module.main(args) or 0)
+        from rome import litter, locks
         from rome.config import load_params
         from rome.paths import stage_dir, using_inputs
 
         params = load_params(args.params, args.overrides)
-        out = args.out if args.out is not None else stage_dir(params, args.stage)
+        out = Path(args.out if args.out is not None else stage_dir(params, args.stage))
         if args.threads is not None:
             import torch
 
             torch.set_num_threads(max(1, args.threads))
-        with using_inputs(parse_inputs(args.inputs)):
-            written = module.run(params, Path(out), args)
+        folders = locks.stage_folders(params, args.stage, out)
+        with locks.hold(folders, wait=args.wait), using_inputs(parse_inputs(args.inputs)):
+            swept = [p for folder in folders for p in litter.sweep(folder)]
+            if swept:
+                print(f"rome {args.stage}: removed {len(swept)} temporary file(s) of killed runs: "
+                      f"{', '.join(str(p) for p in swept)}", file=sys.stderr)
+            written = module.run(params, out, args)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        # a write outside rome's own helpers (e.g. a library appending to a CSV): still one line
+        print(f"rome {args.stage}: error: {exc.filename or out}: no space left on device; free space there "
+              f"or write elsewhere (--out DIR, or results_dir)", file=sys.stderr)
+        return 2
     except RomeError as exc:
         one_line = " ".join(str(exc).split())  # the promise is ONE line, whatever a library put in it
         print(f"rome {args.stage}: error: {one_line}", file=sys.stderr)

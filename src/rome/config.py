@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,26 @@ from rome.errors import RomeError
 PRESETS_PACKAGE = "rome.presets"
 SCHEMA_RESOURCE = ("rome.schema", "params.schema.yaml")
 BASE_PRESET = "default"
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader that reads numbers as YAML 1.2 does: PyYAML (YAML 1.1) takes ``1e6`` and ``1E-3``
+    (no dot) for strings, so ``--set search.w_lr=1e6`` would fail the schema's ``type: number``."""
+
+
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """Every params source (presets, params files, ``--set`` values) is parsed with this one loader."""
+    return yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 @cache
@@ -45,7 +66,7 @@ def load_preset(name: str) -> dict[str, Any]:
     res = resources.files(PRESETS_PACKAGE).joinpath(f"{name}.yaml")
     if not res.is_file():
         raise RomeError(f"preset = {name!r}: unknown preset; expected one of {preset_names()}")
-    return yaml.safe_load(res.read_text()) or {}
+    return load_yaml(res.read_text()) or {}
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +128,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not path:
         raise RomeError(f"--set {text!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return path, value
@@ -126,7 +147,7 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise RomeError(f"{p}: params file not found")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = load_yaml(p.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

@@ -1,8 +1,10 @@
 """Weights & Biases, offline-safe: one small wrapper every stage uses.
 
-Mode comes from ``WANDB_MODE`` when set, else ``tracking.mode`` (shipped: offline, so nothing
-waits for a server and no login is asked). ``disabled`` — or wandb missing from the
-environment — gives a tracker whose calls do nothing, so stages never depend on W&B.
+Mode precedence (``resolve_mode``): ``tracking.mode`` when ``tracking.force_mode: true``; else
+``WANDB_MODE`` when set; else ``tracking.mode`` (shipped: offline, so nothing waits for a server and
+no login is asked). ``disabled`` — or wandb missing from the environment — gives a tracker whose
+calls do nothing, so stages never depend on W&B. An online init that does not succeed within
+``INIT_TIMEOUT_S`` (no network, bad key) falls back to offline with a one-line warning.
 Runs land in ``wandb/`` beside ``results/``; push them later with ``wandb sync wandb/wandb/offline-run-*``.
 """
 
@@ -107,7 +109,49 @@ class WandbTracker(Tracker):
 
 
 def resolve_mode(params: dict[str, Any]) -> str:
-    return os.environ.get("WANDB_MODE") or params["tracking"]["mode"]
+    """``tracking.force_mode: true`` lets the params win over ``WANDB_MODE`` (e.g. ``disabled`` for a
+    run that must not track whatever the shell exports); otherwise the environment wins."""
+    t = params["tracking"]
+    if t.get("force_mode"):
+        return t["mode"]
+    return os.environ.get("WANDB_MODE") or t["mode"]
+
+
+INIT_TIMEOUT_S = 8.0  # an online init either answers within seconds or is not going to (no network)
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+
+def init_bounded(wandb: Any, mode: str, **kwargs: Any) -> Any | None:
+    """``wandb.init`` that never holds a stage up: online gets ``INIT_TIMEOUT_S`` (wandb's default
+    is 90 s, then a traceback), then the run continues offline, its data kept for ``wandb sync``;
+    if even offline fails, the stage runs untracked. Returns the run, or None for no tracking."""
+    try:
+        timeout = float(os.environ.get("WANDB_INIT_TIMEOUT") or INIT_TIMEOUT_S)
+    except ValueError:
+        timeout = INIT_TIMEOUT_S
+    os.environ.setdefault("WANDB_SILENT", "true")  # Settings(silent=True) comes too late for the login line
+    settings = wandb.Settings(silent=True, console="off", init_timeout=timeout)
+    try:
+        return wandb.init(mode=mode, settings=settings, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - CommError, UsageError, timeouts: tracking must not stop a stage
+        if mode == "offline":
+            logger.warning(f"tracking: warning: W&B offline init failed ({_one_line(exc)}); continuing without tracking")
+            return None
+        failure = exc
+    try:
+        wandb.teardown()  # the failed attempt still holds its run id in wandb's service ("run ID in use")
+        run = wandb.init(mode="offline", settings=settings, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning(f"tracking: warning: W&B {mode} init failed ({_one_line(failure)}) and offline too "
+              f"({_one_line(exc)}); continuing without tracking")
+        return None
+    logger.warning(f"tracking: warning: W&B {mode} init failed within {timeout:g} s ({_one_line(failure)}); continuing "
+          f"offline, upload later with `wandb sync {getattr(run.settings, 'sync_dir', None) or kwargs.get('dir')}`")
+    return run
 
 
 def experiment_group(params: dict[str, Any]) -> str:
@@ -155,10 +199,12 @@ def start(params: dict[str, Any], stage: str, sections: list[str], provenance: d
     wandb_dir = Path(os.environ.get("WANDB_DIR") or Path(params["results_dir"]).resolve().parent / "wandb")
     wandb_dir.mkdir(parents=True, exist_ok=True)
     t = params["tracking"]
-    run = wandb.init(project=t["project"], entity=t["entity"], group=experiment_group(params), job_type=stage,
-                     name=f"{stage}-{params['data']['dataset']}-seed{params['seed']}", config=config, mode=mode,
-                     dir=str(wandb_dir), settings=wandb.Settings(silent=True, console="off"), reinit="create_new",
-                     id=run_id, resume="allow" if run_id else None)
+    run = init_bounded(wandb, mode, project=t["project"], entity=t["entity"], group=experiment_group(params),
+                       job_type=stage, name=f"{stage}-{params['data']['dataset']}-seed{params['seed']}",
+                       config=config, dir=str(wandb_dir), reinit="create_new",
+                       id=run_id, resume="allow" if run_id else None)
+    if run is None:
+        return Tracker()
     run.define_metric("epoch")
     run.define_metric("*", step_metric="epoch")
     for key in SUMMARY_MAX.get(stage, ()):

@@ -17,7 +17,8 @@ PARAMS_FLAG = "" if PARAMS_FILE == "params.yaml" else f"--params {PARAMS_FILE} "
 
 # Snakemake merges --configfile over params.yaml; the rome calls read PARAMS_FILE alone, so the
 # graph must be built from that file alone too (else keys only params.yaml sets leak into it).
-RUN_CONFIG = config if PARAMS_FILE == "params.yaml" else read_params_file(PARAMS_FILE)
+# read_params_file, not Snakemake's `config`: its YAML 1.1 reads `1e6` as a string (rome reads YAML 1.2).
+RUN_CONFIG = read_params_file(PARAMS_FILE)
 validate(RUN_CONFIG, str(schema_path()))
 PARAMS = resolve(RUN_CONFIG, source=PARAMS_FILE)
 SWEEP = PARAMS["sweep"]

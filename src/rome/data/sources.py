@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -19,6 +20,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from rome.errors import RomeError
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 TRAIN_SPLIT_NAMES = ("train",)
@@ -49,7 +52,7 @@ def load_source(data: dict[str, Any]) -> RawDataset:
     if name == "imagefolder":
         if not data.get("root"):
             raise RomeError("data.root = null: the imagefolder dataset needs a directory or .tar.gz archive")
-        return load_imagefolder(Path(data["root"]))
+        return load_imagefolder(Path(data["root"]), data.get("resize"))
     raise RomeError(f"data.dataset = {name!r}: unknown dataset; expected mnist5k, cifar10, cifar100, svhn or imagefolder")
 
 
@@ -103,14 +106,41 @@ def load_torchvision(name: str, root: str | None, download: bool) -> RawDataset:
                       f"torchvision {name} at {root}")
 
 
-def _decode(data: bytes, where: str) -> np.ndarray:
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+def _decode(data: bytes, where: str) -> tuple[np.ndarray, str]:
+    """(uint8 C,H,W with C = 1 for grayscale modes, else 3, the image's own PIL mode)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            arr = np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img)
+            mode = img.mode
+            if mode == "P" and "transparency" in img.info:
+                img = img.convert("RGBA")  # PIL's advice for palette transparency; alpha is dropped next
+            arr = np.asarray(img.convert("L" if mode in GRAY_MODES else "RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise RomeError(f"{where}: image does not decode ({type(exc).__name__}); expected a readable image file") from None
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return (arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)), mode
+
+
+def resize_mixed(images: list[np.ndarray], resize: int | None, root: Path, split: str) -> tuple[list[np.ndarray], str]:
+    """Make one split's images one size before stacking; returns them and what was done ("" if nothing).
+
+    With ``data.resize`` set, an archive of mixed sizes is accepted: every image is resized here
+    (the resize prepare applies to the stacked array anyway, so same-size archives get the same
+    pixels either way); without it, mixed sizes are refused.
+    """
+    sizes = {im.shape[1:] for im in images}
+    if len(sizes) <= 1:
+        return images, ""
+    shown = [f"{h}x{w}" for h, w in sorted(sizes)[:3]]
+    if resize is None:
+        raise RomeError(f"{root}: {split}/ mixes image sizes {shown}; expected one size, or set data.resize "
+                        f"to resize them all")
+    from rome.data.resize import resize_uint8
+
+    resized = [resize_uint8(im[None], resize)[0].numpy() for im in images]
+    return resized, f"{split}/ sizes {shown}{' ...' if len(sizes) > 3 else ''} resized to {resize}x{resize}"
 
 
 def _iter_folder(root: Path):
@@ -144,12 +174,17 @@ def _iter_tar(archive: Path):
         tar.close()
 
 
-def load_imagefolder(root: Path) -> RawDataset:
-    """``<split>/<class>/<image>`` from a folder or tar archive (an optional single top folder is allowed)."""
+def load_imagefolder(root: Path, resize: int | None = None) -> RawDataset:
+    """``<split>/<class>/<image>`` from a folder or tar archive (an optional single top folder is allowed).
+
+    At least two classes (a classifier of one class learns nothing); images of other modes or
+    sizes are made alike first (one channel count; ``resize_mixed``), and what was converted is stated.
+    """
     if not root.exists():
         raise RomeError(f"data.root = {str(root)!r}: no such file or directory; expected a folder or .tar.gz archive")
     entries = _iter_tar(root) if root.is_file() else _iter_folder(root)
     by_split: dict[str, dict[str, list[np.ndarray]]] = {}
+    modes: set[str] = set()
     for rel, read, where in tqdm(entries, desc=f"decode {root.name}", unit="file", mininterval=2.0, leave=False):
         if rel.suffix.lower() not in IMAGE_SUFFIXES or any(p.startswith(".") for p in rel.parts):
             continue
@@ -159,13 +194,23 @@ def load_imagefolder(root: Path) -> RawDataset:
         if len(parts) != 3:
             raise RomeError(f"{where}: unexpected path depth; expected <split>/<class>/<image>")
         split, cls, _ = parts
-        by_split.setdefault(split, {}).setdefault(cls, []).append(_decode(read(), where))
+        image, mode = _decode(read(), where)
+        by_split.setdefault(split, {}).setdefault(cls, []).append(image)
+        modes.add(mode)
     train_key = next((s for s in TRAIN_SPLIT_NAMES if s in by_split), None)
     if train_key is None:
         raise RomeError(f"{root}: no 'train' folder found (got {sorted(by_split) or 'no images'}); "
                         "expected <split>/<class>/<image> with splits train and optionally test")
     test_key = next((s for s in TEST_SPLIT_NAMES if s in by_split), None)
     classes = sorted(by_split[train_key])
+    if len(classes) < 2:
+        raise RomeError(f"{root}: {train_key}/ has {len(classes)} class folder(s) {classes}; expected at least 2 "
+                        f"(a classifier needs two classes)")
+    # one channel count for the whole dataset: RGB if any image is in colour, else L (stated below)
+    color = any(im.shape[0] == 3 for per_class in by_split.values() for ims in per_class.values() for im in ims)
+    target_mode = "RGB" if color else "L"
+    notes = [f"modes {sorted(modes)} converted to {target_mode} ({3 if color else 1} channel(s))"] \
+        if modes - {target_mode} else []
     if test_key is not None and not set(by_split[test_key]) <= set(classes):
         extra = sorted(set(by_split[test_key]) - set(classes))
         raise RomeError(f"{root}: {test_key}/ has classes {extra} that train/ lacks; expected the same class folders")
@@ -174,14 +219,21 @@ def load_imagefolder(root: Path) -> RawDataset:
         imgs, labels = [], []
         for idx, cls in enumerate(classes):
             for img in by_split[split].get(cls, []):
-                imgs.append(img)
+                imgs.append(np.repeat(img, 3, axis=0) if color and img.shape[0] == 1 else img)
                 labels.append(idx)
-        shapes = {im.shape for im in imgs}
-        if len(shapes) != 1:
-            raise RomeError(f"{root}: {split}/ mixes image shapes {sorted(shapes)[:3]}; expected one size and channel count")
+        imgs, done = resize_mixed(imgs, resize, root, split)
+        if done:
+            notes.append(done)
         return np.stack(imgs).astype(np.uint8), np.asarray(labels, dtype=np.int64)
 
     tri, trl = stack(train_key)
     tei, tel = stack(test_key) if test_key else (None, None)
+    if tei is not None and resize is None and tei.shape[1:] != tri.shape[1:]:
+        raise RomeError(f"{root}: {test_key}/ images are {tuple(tei.shape[1:])} (C,H,W) but {train_key}/ images "
+                        f"{tuple(tri.shape[1:])}; expected one size (set data.resize)")
+    description = f"imagefolder {root}"
+    if notes:
+        description += " (" + "; ".join(notes) + ")"
+        logger.info(f"prepare: {description}")
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    return RawDataset("imagefolder", classes, tri, trl, tei, tel, files, f"imagefolder {root}")
+    return RawDataset("imagefolder", classes, tri, trl, tei, tel, files, description)

@@ -3,16 +3,14 @@
 One folder, written atomically: ``arch.safetensors`` (``alpha_<cell>`` [edges x ops], ``beta_<cell>``
 [edges], or [input subsets] for ROME-v1), ``search.json`` (the contract with derive: schema_version,
 space, algorithm, variant, ``ops`` per cell type and edge, ``edges`` as [src, dst] state indices,
-``in_degree``, optional ``pairs`` for ROME-v1, tau_final, final metrics, provenance, environment),
+``in_degree``, optional ``pairs`` for ROME-v1, tau_final, final metrics, provenance),
 ``history.json`` / ``history.csv`` (one row per epoch), ``probabilities.csv`` (long format for DVC
-plots), ``metrics.json`` and ``checkpoint.pt`` (the finished run's last checkpoint). Measured figures
-(seconds, peak memory) stay out: the artifact is a function of params, code and data alone. The stages talk
+plots), ``metrics.json`` and ``checkpoint.pt`` (the finished run's last checkpoint). The stages talk
 through these names and this reader only, the way ``rome.data.prepared`` serves the prepared data.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,10 +35,10 @@ METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "checkpoint.pt"  # the finished run's checkpoint, moved out of the resumable folder
 HISTORY_COLUMNS = ("epoch", "tau", "lr", "train_loss", "train_acc", "arch_loss", "val_loss", "val_acc",
                    "n_param_free_normal")
-PROBABILITY_COLUMNS = ("epoch", "series", "cell_type", "param", "edge", "op", "p")
 # measured, not computed: they differ between two runs of the same inputs, so they go to the run
 # record (state/<run>/search.run.json) and W&B, never into the artifact
 VOLATILE = ("peak_memory_mb", "seconds")
+PROBABILITY_COLUMNS = ("epoch", "series", "cell_type", "param", "edge", "op", "p")
 
 
 def write_search_artifact(folder: Path, doc: dict[str, Any], tensors: dict[str, torch.Tensor],
@@ -53,16 +51,6 @@ def write_search_artifact(folder: Path, doc: dict[str, Any], tensors: dict[str, 
     write_text(folder / HISTORY_CSV, csv_text(history, HISTORY_COLUMNS))
     write_text(folder / PROBABILITIES_CSV, csv_text(probability_rows, PROBABILITY_COLUMNS))
     write_json(folder / METRICS_FILE, metrics)
-
-
-def export_checkpoint(src: Path, dst: Path) -> None:
-    """The finished run's checkpoint, as the artifact keeps it: the measured per-epoch figures
-    (seconds, peak memory) are dropped, so the file is a pure function of params, code and data."""
-    state = torch.load(src, map_location="cpu", weights_only=False)
-    state["history"] = [{k: v for k, v in h.items() if k not in VOLATILE} for h in state.get("history", [])]
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    write_bytes(dst, buf.getvalue())
 
 
 def read_search(search_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

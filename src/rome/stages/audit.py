@@ -131,11 +131,14 @@ def reproducibility(blocks: dict[str, dict[str, Any]], params_file: Path, overri
             code_diff[stage] = changed
     data_now = _data_sha_now(current)
     data_rec = next((b.get("data_sha256") for b in blocks.values() if b.get("data_sha256")), None)
-    data_same = data_rec is not None and data_rec == data_now
+    manifest = stage_dir(current, "prepare") / "manifest.json"
+    data_problem = _data_problem(manifest.parent) if manifest.is_file() else None  # the file itself, by its hash
+    data_same = data_rec is not None and data_rec == data_now and data_problem is None
     return {
         "params_unchanged": not params_diff, "params_diff": params_diff,
         "code_unchanged": not code_diff, "code_diff": code_diff, "code_now": git_state(),
         "data_unchanged": data_same, "data_sha256_now": data_now, "data_sha256_recorded": data_rec,
+        "data_problem": data_problem,
         "reproducible": not params_diff and not code_diff and data_same,
     }
 
@@ -151,6 +154,12 @@ def run_records(blocks: dict[str, dict[str, Any]], current: dict[str, Any]) -> d
             except RomeError:
                 continue
     return out
+
+
+def _data_problem(folder: Path) -> str | None:
+    from rome.data.prepared import prepared_folder_problem  # lazy: torch is slow to import for an audit
+
+    return prepared_folder_problem(folder)
 
 
 def report(target: Path, params_file: Path, overrides: list[str], lock: Path) -> dict[str, Any]:
@@ -211,7 +220,8 @@ def render(rep: dict[str, Any]) -> str:
     for stage, diffs in ws["code_diff"].items():
         lines += [f"    [{stage}] {d}" for d in diffs]
     lines.append(f"  data:   {'unchanged' if ws['data_unchanged'] else 'CHANGED or missing'}"
-                 f" (recorded {str(ws['data_sha256_recorded'])[:16]}, now {str(ws['data_sha256_now'])[:16]})")
+                 f" (recorded {str(ws['data_sha256_recorded'])[:16]}, now {str(ws['data_sha256_now'])[:16]})"
+                 + (f" ({ws['data_problem']})" if ws.get("data_problem") else ""))
     return "\n".join(lines)
 
 

@@ -11,27 +11,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from rome.artifacts import atomic_dir, provenance, sha256_file, write_json, write_run_record
 from rome.data.prepared import DATA_FILE, MANIFEST_FILE, MANIFEST_SCHEMA_VERSION
+from rome.data.resize import resize_uint8
 from rome.data.sources import RawDataset, load_source
 from rome.data.splits import SPLITS, make_splits
 
 logger = logging.getLogger(__name__)
 
 SECTIONS = ["data"]
-
-
-def resize_uint8(images: np.ndarray, size: int | None, chunk: int = 4096) -> torch.Tensor:
-    """Antialiased bilinear resize of uint8 N,C,H,W to size x size (None keeps the native size)."""
-    x = torch.from_numpy(np.ascontiguousarray(images))
-    if size is None or (x.shape[-1] == size and x.shape[-2] == size):
-        return x.contiguous()
-    out = [F.interpolate(x[i:i + chunk].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-           .round_().clamp_(0, 255).to(torch.uint8) for i in range(0, len(x), chunk)]
-    return torch.cat(out).contiguous()
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -1,23 +1,25 @@
 """``rome search``: prepared data -> the search artifact (``rome.search.artifact``), resumable.
 
-The checkpoint lives in ``rome.paths.checkpoint_dir(params, "search")/last.pt``: the same command
-continues a killed run; a finished run's checkpoint moves into the artifact.
+The checkpoint lives in ``rome.paths.checkpoint_dir(params, "search")/last.pt`` (in state/, not an
+output): the same command continues a killed run; a finished run's checkpoint moves into the
+artifact. Measured figures (seconds, peak memory) go to the run record, never into the artifact.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
 from rome import tracking
-from rome.artifacts import atomic_dir, provenance, write_run_record
+from rome.artifacts import atomic_dir, provenance, write_bytes, write_run_record
 from rome.paths import checkpoint_dir, input_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.search import checkpoint as search_checkpoint
-from rome.search.artifact import CHECKPOINT_FILE, HISTORY_COLUMNS, VOLATILE, export_checkpoint, write_search_artifact
+from rome.search.artifact import CHECKPOINT_FILE, HISTORY_COLUMNS, VOLATILE, write_search_artifact
 from rome.tracking import tracking_run_id
 
 logger = logging.getLogger(__name__)
@@ -81,11 +83,24 @@ def search_document(result: Any, params: dict[str, Any], data_sha: str | None) -
 def write_outputs(folder: Path, result: Any, params: dict[str, Any], data_sha: str | None) -> None:
     state = result.state
     history = [{k: v for k, v in h.items() if k not in VOLATILE} for h in state.history]
+    doc = search_document(result, params, data_sha)
     last = history[-1]
     write_search_artifact(
-        folder, search_document(result, params, data_sha), state.algorithm.arch.named_tensors(), history,
+        folder, doc, state.algorithm.arch.named_tensors(), history,
         probability_rows(history, state.space, state.algorithm.topology.labels()),
         {"val_acc": last["val_acc"], "val_loss": last["val_loss"], "n_param_free_normal": last["n_param_free_normal"]})
+
+
+def export_checkpoint(src: Path, dst: Path) -> None:
+    """The finished run's checkpoint, as the artifact keeps it: the measured per-epoch figures
+    (seconds, peak memory) are dropped, so the file is a pure function of params, code and data."""
+    import torch
+
+    state = torch.load(src, map_location="cpu", weights_only=False)
+    state["history"] = [{k: v for k, v in h.items() if k not in VOLATILE} for h in state.get("history", [])]
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_bytes(dst, buf.getvalue())
 
 
 def log_epoch(tracker: tracking.Tracker, row: dict[str, Any]) -> None:

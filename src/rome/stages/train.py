@@ -40,7 +40,7 @@ from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
-from timm.utils import CheckpointSaver, ModelEmaV3, update_summary
+from timm.utils import ModelEmaV3, update_summary
 from torch.utils.data import DataLoader
 
 from rome import tracking
@@ -52,7 +52,7 @@ from rome.paths import checkpoint_dir, input_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.training import checkpoint, network
 from rome.training.augment import cutout, train_transform, uses_flip
-from rome.training.loop import StepSettings, train_one_epoch, validate
+from rome.training.loop import StepSettings, require_finite, train_one_epoch, validate
 from rome.training.model_artifact import (
     METRICS_FILE,
     METRICS_SCHEMA_VERSION,
@@ -168,7 +168,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         shutil.rmtree(ckpt_dir)
         ckpt_dir.mkdir(parents=True)
     (ckpt_dir / checkpoint.COMPLETE_FILE).unlink(missing_ok=True)
-    saver = CheckpointSaver(model, optimizer, model_ema=ema, checkpoint_dir=str(ckpt_dir),
+    saver = checkpoint.Saver(model, optimizer, model_ema=ema, checkpoint_dir=str(ckpt_dir),
                             recovery_dir=str(ckpt_dir), decreasing=False, max_history=1)
     start = checkpoint.resume(ckpt_dir, model, optimizer, ema, saver)
     if start > t["epochs"]:
@@ -207,9 +207,10 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             lr = optimizer.param_groups[0]["lr"]
             train_metrics, num_updates = train_one_epoch(
                 model, loader, steps, optimizer, criterion, settings, scheduler=scheduler, num_updates=num_updates,
-                ema=ema, desc=f"train {epoch + 1}/{t['epochs']}")
+                ema=ema, desc=f"train epoch {epoch + 1}/{t['epochs']}")
             eval_metrics = validate(ema.module if ema is not None else model, test_images, test_labels, data.mean,
                                     data.std, data.num_classes, settings, desc="test")
+            require_finite(eval_metrics["loss"], f"train epoch {epoch + 1}/{t['epochs']} (test pass)")
             update_summary(epoch, train_metrics, eval_metrics, str(summary), lr=lr)
             saver.save_checkpoint(epoch, metric=eval_metrics["top1"])
             epoch_seconds.append(round(time.perf_counter() - te, 3))

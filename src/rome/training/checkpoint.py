@@ -7,6 +7,7 @@ RNG state needs to travel in the checkpoint (which timm's weights-only loader co
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from timm.models import load_checkpoint, resume_checkpoint
 from timm.utils import CheckpointSaver
 from timm.utils.checkpoint_saver import load_checkpoint_metadata
 
-from rome.artifacts import read_json, write_json
+from rome.artifacts import read_json, write_bytes, write_json
 from rome.config import params_hash
 from rome.errors import RomeError
 from rome.nested_diff import leaf_differences
@@ -58,6 +59,17 @@ def load_weights(model: torch.nn.Module, file: str | Path) -> None:
         raise RomeError(f"{file}: cannot read safetensors weights ({exc})") from None
     check_matches(model, state, file, "model.safetensors")
     model.load_state_dict(state)
+
+
+class Saver(CheckpointSaver):
+    """timm's CheckpointSaver, but each file is serialised in memory and written with
+    ``rome.artifacts.write_bytes``: a full disk gives one line naming the file and leaves no
+    partial temp file behind (torch.save straight to disk reports only "unexpected pos")."""
+
+    def _save(self, save_path: str, epoch: int, metric: float | None = None) -> None:
+        buf = io.BytesIO()
+        super()._save(buf, epoch, metric)  # timm hands save_path to torch.save, which takes a buffer too
+        write_bytes(save_path, buf.getvalue())
 
 
 def _read_resume_file(file: Path) -> dict[str, Any]:

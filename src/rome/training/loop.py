@@ -7,6 +7,7 @@ What the DARTS protocol adds to timm's loop: the auxiliary-head loss (weight
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from timm.utils import AverageMeter, ModelEmaV3, accuracy, dispatch_clip_grad
 from tqdm import tqdm
 
 from rome.data.normalize import channel_stats, normalize
+from rome.errors import RomeError
 from rome.precision import bf16_autocast
 
 
@@ -42,6 +44,14 @@ def _to_device(x: torch.Tensor, s: StepSettings) -> torch.Tensor:
 def topk(num_classes: int) -> tuple[int, int]:
     """(1, 5) as papers report, shrunk for datasets with fewer than 5 classes."""
     return 1, min(5, num_classes)
+
+
+def require_finite(loss: float, where: str) -> None:
+    """Stop a diverged retraining at once, as the search does (naming search.w_lr there): NaN
+    weights would otherwise be exported, evaluated and aggregated as if they were a result."""
+    if not math.isfinite(loss):
+        raise RomeError(f"{where}: loss is not finite ({loss}); lower train.lr (or raise train.warmup_epochs) "
+                        f"or check the data")
 
 
 def train_one_epoch(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], steps: int,
@@ -70,6 +80,8 @@ def train_one_epoch(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor
             loss = criterion(logits, target)
             if aux is not None and settings.aux_weight > 0:
                 loss = loss + settings.aux_weight * criterion(aux, target)
+        loss_value = loss.item()
+        require_finite(loss_value, f"{desc} step {step + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip:
@@ -81,7 +93,7 @@ def train_one_epoch(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor
         if scheduler is not None:
             scheduler.step_update(num_updates=num_updates)
         n = labels.size(0)
-        losses.update(loss.item(), n)
+        losses.update(loss_value, n)
         top1.update(accuracy(logits.detach().float(), labels, topk=(1,))[0].item(), n)
         bar.set_postfix(loss=f"{losses.avg:.3f}", top1=f"{top1.avg:.1f}", refresh=False)
         bar.update(1)

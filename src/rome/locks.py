@@ -1,0 +1,74 @@
+"""One writer per output folder: a second ``rome <stage>`` on the same folder refuses, or waits.
+
+Two runs writing one folder race (one deletes the other's checkpoint temp file, a finishing run
+empties the checkpoint folder the other resumes from), so ``rome.cli`` holds, around each stage, a
+lock per folder the stage writes: its artifact folder and, for search and train, its checkpoint
+folder. The lock is filelock's ``MarkerSoftFileLock``: a marker file ``.<folder>.lock`` beside the
+folder, created exclusively and recording the holder's PID, host and process start. A marker whose
+process is gone (on this host) is taken over; one held by a live process, or by a process on
+another host (which this host cannot prove dead), refuses in one line naming PID and host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from filelock import MarkerSoftFileLock, Timeout
+
+from rome.errors import RomeError
+from rome.paths import RESUMABLE, checkpoint_dir
+
+logger = logging.getLogger(__name__)
+
+
+def lock_path(folder: Path) -> Path:
+    """Beside the folder, not inside: artifact folders are replaced whole by one rename."""
+    return folder.parent / f".{folder.name}.lock"
+
+
+def stage_folders(params: dict[str, Any], stage: str, out: Path) -> list[Path]:
+    """The folders ``stage`` writes: its artifact folder, plus its checkpoint folder if it has one."""
+    folders = [Path(out)]
+    if stage in RESUMABLE:
+        folders.append(checkpoint_dir(params, stage))
+    return folders
+
+
+def describe_holder(lock: MarkerSoftFileLock) -> str:
+    owner = lock.owner
+    if owner is None:
+        return "a process that left no readable record"
+    return f"PID {owner.pid} on host {owner.hostname}"
+
+
+@contextlib.contextmanager
+def _hold_one(folder: Path, wait: bool) -> Iterator[None]:
+    path = lock_path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = MarkerSoftFileLock(str(path))
+    try:
+        lock.acquire(timeout=0)  # takes over the marker of a dead holder on this host
+    except Timeout:
+        holder = describe_holder(lock)
+        if not wait:
+            raise RomeError(f"{folder}: in use by another rome run ({holder}; lock {path}); let it finish, "
+                            f"rerun with --wait, or delete the lock if that process is gone") from None
+        logger.info(f"rome: {folder} is in use by {holder}; waiting for it (--wait)")
+        lock.acquire(poll_interval=1.0)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def hold(folders: Iterable[Path], wait: bool = False) -> Iterator[None]:
+    """Hold the lock of every folder, taken in sorted order so two runs never deadlock."""
+    with contextlib.ExitStack() as stack:
+        for folder in sorted({Path(f).absolute() for f in folders}):
+            stack.enter_context(_hold_one(folder, wait))
+        yield
