@@ -24,6 +24,7 @@ from rome.reproducibility import seed_everything
 from rome.search.algorithms import SearchAlgorithm
 from rome.search.checkpoint import CHECKPOINT_FILE
 from rome.search.loop import SearchData, run_search
+from rome.sections import SearchConfig
 from rome.spaces import get_space
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,8 @@ def params_for(tmp: Path, *overrides: str) -> dict:
 
 def search(params: dict, data: SearchData, ckpt: Path | None = None, **kw):
     seed_everything(params["seed"])
-    return run_search(params, data, ckpt, "cpu", progress=False, log=lambda _m: None, **kw)
+    return run_search(SearchConfig.from_params(params), params["seed"], params["data"]["dataset"], data, ckpt, "cpu",
+                      progress=False, log=lambda _m: None, **kw)
 
 
 def arch_of(result) -> dict[str, torch.Tensor]:

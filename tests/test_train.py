@@ -16,6 +16,7 @@ from conftest import REPO, smoke
 from rome.errors import RomeError
 from rome.genotype import NB201Genotype, genotype_document, load_genotype
 from rome.paths import checkpoint_dir, stage_dir
+from rome.sections import TrainConfig
 from rome.stages import train
 from rome.training import augment, checkpoint, network
 from rome.training.flops import multiply_adds_m, params_m
@@ -232,7 +233,7 @@ def test_missing_derived_genotype(tmp_path, prepared_smoke):
 def test_odd_batch_with_mixup(prepared_smoke, tmp_path):
     params = params_for(tmp_path, prepared_smoke, "train.mixup=0.2", "train.batch_size=15")
     with pytest.raises(RomeError, match="train.batch_size = 15: expected an even batch size"):
-        train.make_criterion(params["train"], 10)
+        train.make_criterion(TrainConfig.from_params(params), 10)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -246,9 +247,10 @@ def test_first_mismatch_names_key_and_shape():
     assert "'x' (1,) is not in the network" in checkpoint.first_mismatch(a, {**a, "x": torch.zeros(1)})
 
 
-def test_optimizer_is_darts_sgd():
+def test_optimizer_is_darts_sgd(tmp_path):
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
-    opt = train.make_optimizer(model, {"lr": 0.1, "weight_decay": 3e-4, "momentum": 0.9})
+    cfg = TrainConfig.from_params(smoke(tmp_path, "train.lr=0.1", "train.weight_decay=3e-4", "train.momentum=0.9"))
+    opt = train.make_optimizer(model, cfg)
     assert isinstance(opt, torch.optim.SGD)
     assert all(g["weight_decay"] == 3e-4 and not g["nesterov"] and g["momentum"] == 0.9 for g in opt.param_groups)
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))

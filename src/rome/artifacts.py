@@ -23,7 +23,6 @@ from rome.config import params_hash
 from rome.errors import RomeError, disk_full_error, is_disk_full
 from rome.paths import run_record_path
 from rome.pipeline.codedeps import code_identity
-from rome.tracking import current_run_id
 
 
 def _tmp_sibling(path: Path) -> Path:
@@ -165,7 +164,8 @@ def slurm_job() -> dict[str, str | None] | None:
     return {key: os.environ.get(key) for key in SLURM_JOB_ENV}
 
 
-def write_run_record(params: dict[str, Any], stage: str, artifact: Path, **facts: Any) -> Path:
+def write_run_record(params: dict[str, Any], stage: str, artifact: Path, wandb_run_id: str | None = None,
+                     **facts: Any) -> Path:
     """The volatile facts of a stage's run, kept in state/ beside (never inside) the artifact.
 
     When, where (host, and the Slurm job and GPUs when run by Slurm), by which commit, under which
@@ -177,11 +177,11 @@ def write_run_record(params: dict[str, Any], stage: str, artifact: Path, **facts
         "schema_version": RUN_RECORD_SCHEMA_VERSION,
         "stage": stage,
         "artifact": str(artifact),
+        "wandb_run_id": wandb_run_id,
         "created_unix": round(time.time(), 3),
         "host": socket.gethostname(),
         "git": git_state(),
         "dvc_stage": os.environ.get("DVC_STAGE"),
-        "wandb_run_id": current_run_id(),
         "environment": environment(),
         "slurm": slurm_job(),
         **facts,

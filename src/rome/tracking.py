@@ -20,14 +20,9 @@ from rome.config import params_hash
 logger = logging.getLogger(__name__)
 
 
-_CURRENT_RUN_ID: str | None = None
 # metrics whose W&B summary is their best epoch rather than their last
 SUMMARY_MAX = {"search": ("val_acc",), "train": ("test/top1", "test/top5")}
 
-
-def current_run_id() -> str | None:
-    """The active W&B run id (recorded in every artifact's provenance), None when not tracking."""
-    return _CURRENT_RUN_ID
 
 
 class Tracker:
@@ -61,9 +56,8 @@ class WandbTracker(Tracker):
     active = True
 
     def __init__(self, run: Any, wandb: Any) -> None:
-        global _CURRENT_RUN_ID
         self._run, self._wandb = run, wandb
-        self.run_id = _CURRENT_RUN_ID = run.id
+        self.run_id = run.id
 
     # ``step`` is W&B's own counter; rome logs ``epoch`` as the step metric instead (define_metric
     # in ``start``), so a resumed run that redoes an epoch never trips W&B's monotonic-step rule.
@@ -101,11 +95,9 @@ class WandbTracker(Tracker):
         self._run.summary.update(values)
 
     def finish(self) -> None:
-        global _CURRENT_RUN_ID
         if self._run is not None:
             self._run.finish()
             self._run = None
-            _CURRENT_RUN_ID = None
 
 
 def resolve_mode(params: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from rome.errors import RomeError
+from rome.sections import DataConfig
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +43,17 @@ class RawDataset:
     description: str = ""
 
 
-def load_source(data: dict[str, Any]) -> RawDataset:
+def load_source(data: DataConfig) -> RawDataset:
     """Dispatch on ``data.dataset``."""
-    name = data["dataset"]
+    name = data.dataset
     if name == "mnist5k":
         return load_mnist5k()
     if name in ("cifar10", "cifar100", "svhn"):
-        return load_torchvision(name, data.get("root"), bool(data.get("download")))
+        return load_torchvision(name, data.root, data.download)
     if name == "imagefolder":
-        if not data.get("root"):
+        if not data.root:
             raise RomeError("data.root = null: the imagefolder dataset needs a directory or .tar.gz archive")
-        return load_imagefolder(Path(data["root"]), data.get("resize"))
+        return load_imagefolder(Path(data.root), data.resize)
     raise RomeError(f"data.dataset = {name!r}: unknown dataset; expected mnist5k, cifar10, cifar100, svhn or imagefolder")
 
 

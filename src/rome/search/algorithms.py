@@ -35,6 +35,7 @@ from rome.errors import RomeError
 from rome.genotype.derivation import CellSearchSpace, derivation_rule, derive_cell
 from rome.search.sampling import gumbel_max, gumbel_noise, gumbel_topk
 from rome.search.supernet import CellPath
+from rome.sections import SearchConfig
 from rome.spaces import SearchSpace
 
 VARIANTS = ("v1", "v2")
@@ -305,7 +306,7 @@ class SearchAlgorithm:
                 "beta_labels": self.topology.labels()}
 
 
-def build_algorithm(search: dict, space: SearchSpace, generator: torch.Generator) -> SearchAlgorithm:
+def build_algorithm(search: SearchConfig, space: SearchSpace, generator: torch.Generator) -> SearchAlgorithm:
     """From the ``search`` params section."""
-    return SearchAlgorithm(search["algorithm"], space, variant=search["rome_variant"], topology=search["topology"],
-                           k_samples=search["k_samples"], init_std=search["arch_init_std"], generator=generator)
+    return SearchAlgorithm(search.algorithm, space, variant=search.rome_variant, topology=search.topology,
+                           k_samples=search.k_samples, init_std=search.arch_init_std, generator=generator)

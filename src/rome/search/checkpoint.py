@@ -16,17 +16,18 @@ import torch
 from rome.artifacts import write_bytes
 from rome.errors import RomeError
 from rome.litter import sweep_inside
+from rome.sections import SearchConfig
 
 CHECKPOINT_SCHEMA_VERSION = 1
 CHECKPOINT_FILE = "last.pt"
 NOT_FINGERPRINTED = ("workers",)
 
 
-def fingerprint(params: dict[str, Any], data_manifest_sha256: str | None) -> dict[str, Any]:
+def fingerprint(config: SearchConfig, seed: int, dataset: str, data_manifest_sha256: str | None) -> dict[str, Any]:
     """The config a checkpoint belongs to, as flat ``key -> value`` pairs named like params keys."""
-    fp: dict[str, Any] = {f"search.{k}": v for k, v in sorted(params["search"].items()) if k not in NOT_FINGERPRINTED}
-    fp["seed"] = params["seed"]
-    fp["data.dataset"] = params["data"]["dataset"]
+    fp: dict[str, Any] = {f"search.{k}": v for k, v in sorted(config.as_dict().items()) if k not in NOT_FINGERPRINTED}
+    fp["seed"] = seed
+    fp["data.dataset"] = dataset
     fp["dataset manifest sha256"] = data_manifest_sha256
     return fp
 

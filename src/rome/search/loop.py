@@ -43,6 +43,7 @@ from rome.search.checkpoint import CHECKPOINT_FILE, fingerprint, load_checkpoint
 from rome.search.sampling import linear_tau
 from rome.search.step import OptimizerSettings, StepParts, build_step_parts, search_step
 from rome.search.supernet import CellPath, build_supernet
+from rome.sections import SearchConfig
 from rome.spaces import SearchSpace, get_space
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ class SearchData:
 class SearchState:
     """Everything a search consists of; ``state_dict`` is the checkpoint."""
 
-    params: dict[str, Any]
+    config: SearchConfig
+    seed: int
     space: SearchSpace
     parts: StepParts
     scheduler: torch.optim.lr_scheduler.CosineAnnealingLR
@@ -96,10 +98,6 @@ class SearchState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def search(self) -> dict[str, Any]:
-        return self.params["search"]
-
-    @property
     def model(self) -> nn.Module:
         return self.parts.model
 
@@ -109,7 +107,7 @@ class SearchState:
 
     def iteration(self, tau: float) -> dict[str, float]:
         """One iteration of Algorithm 1 on the next architecture batch and the next weight batch."""
-        return search_step(self.parts, self.train_batches, self.val_batches, tau, self.search["amp"])
+        return search_step(self.parts, self.train_batches, self.val_batches, tau, self.config.amp)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -141,28 +139,28 @@ class SearchState:
         self.history = list(state["history"])
 
 
-def build_state(params: dict[str, Any], data: SearchData, device: torch.device | str = "cpu") -> SearchState:
+def build_state(config: SearchConfig, seed: int, data: SearchData, device: torch.device | str = "cpu") -> SearchState:
     """A fresh search (call ``rome.reproducibility.seed_everything`` first for reproducible weights)."""
-    s, seed = params["search"], int(params["seed"])
+    s, seed = config, int(seed)
     device = torch.device(device)
-    space = get_space(s["space"], s["nodes"])
-    if s["batch_size"] > min(len(data.train_labels), len(data.val_labels)):
-        raise RomeError(f"search.batch_size = {s['batch_size']}: larger than the search splits "
+    space = get_space(s.space, s.nodes)
+    if s.batch_size > min(len(data.train_labels), len(data.val_labels)):
+        raise RomeError(f"search.batch_size = {s.batch_size}: larger than the search splits "
                         f"({len(data.train_labels)} / {len(data.val_labels)} images); lower it or enlarge data.subset")
     algorithm = build_algorithm(s, space, torch.Generator().manual_seed(seed * 10 + ARCH_INIT_SEED))
     algorithm.arch.to(device)
-    model = build_supernet(space, s["init_channels"], data.num_classes, s["layers"], data.in_channels).to(device)
-    if s["channels_last"]:
+    model = build_supernet(space, s.init_channels, data.num_classes, s.layers, data.in_channels).to(device)
+    if s.channels_last:
         model = model.to(memory_format=torch.channels_last)
     parts = build_step_parts(model, algorithm, OptimizerSettings.from_search(s),
                              torch.Generator().manual_seed(seed * 10 + SAMPLE_SEED))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(parts.w_opt, T_max=s["epochs"], eta_min=s["w_lr_min"])
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(parts.w_opt, T_max=s.epochs, eta_min=s.w_lr_min)
 
     def batches(images: torch.Tensor, labels: torch.Tensor, offset: int) -> EndlessBatches:
-        return EndlessBatches(images, labels, s["batch_size"], data.mean, data.std,
-                              torch.Generator().manual_seed(seed * 10 + offset), device, s["channels_last"])
+        return EndlessBatches(images, labels, s.batch_size, data.mean, data.std,
+                              torch.Generator().manual_seed(seed * 10 + offset), device, s.channels_last)
 
-    return SearchState(params, space, parts, scheduler,
+    return SearchState(config, seed, space, parts, scheduler,
                        batches(data.train_images, data.train_labels, TRAIN_ORDER_SEED),
                        batches(data.val_images, data.val_labels, VAL_ORDER_SEED), data, device)
 
@@ -177,9 +175,9 @@ def evaluate(state: SearchState, paths: dict[str, CellPath], max_batches: int | 
     model.eval()
     loss_sum, correct, n = 0.0, 0, 0
     tv = state.val_batches
-    for x, y in sequential_batches(tv.images, tv.labels, state.search["batch_size"], tv.mean, tv.std, max_batches,
-                                   state.search["channels_last"]):
-        with bf16_autocast(state.device, state.search["amp"]):
+    for x, y in sequential_batches(tv.images, tv.labels, state.config.batch_size, tv.mean, tv.std, max_batches,
+                                   state.config.channels_last):
+        with bf16_autocast(state.device, state.config.amp):
             logits = model(x, paths)
         loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
@@ -210,11 +208,12 @@ class SearchResult:
 
 def steps_per_epoch(state: SearchState) -> int:
     """``search.steps_per_epoch``, or one pass over search_train when null."""
-    n = state.search["steps_per_epoch"]
+    n = state.config.steps_per_epoch
     return int(n) if n is not None else state.train_batches.batches_per_pass
 
 
-def run_search(params: dict[str, Any], data: SearchData, checkpoint_dir: Path | None, device: torch.device | str = "cpu",
+def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, checkpoint_dir: Path | None,
+               device: torch.device | str = "cpu",
                *, max_epochs_this_run: int | None = None, progress: bool = True,
                log: Callable[[str], None] | None = None,
                on_epoch: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
@@ -223,34 +222,35 @@ def run_search(params: dict[str, Any], data: SearchData, checkpoint_dir: Path | 
     ``max_epochs_this_run`` stops early (a later call continues): the in-process stand-in for a kill.
     ``on_epoch`` receives each finished epoch's history row (experiment tracking hooks in here).
     ``log`` receives the messages (default: this module's logger at INFO, one line per epoch).
+    ``config`` is the typed ``search`` section; ``seed`` and ``dataset`` complete the run's identity.
     """
     log = log if log is not None else logger.info
-    state = build_state(params, data, device)
-    s = state.search
-    fp = fingerprint(params, data.manifest_sha256)
+    state = build_state(config, seed, data, device)
+    s = config
+    fp = fingerprint(config, seed, dataset, data.manifest_sha256)
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
     if ckpt_path is not None:
         # on the CPU: RNG and generator states must stay CPU tensors; load_state_dict moves the rest
         saved = load_checkpoint(ckpt_path, fp, map_location="cpu")
         if saved is not None:
             state.load_state_dict(saved)
-            log(f"search: resuming {ckpt_path} after epoch {state.epoch}/{s['epochs']}")
-    if state.algorithm.k_samples != s["k_samples"]:
-        log(f"search: {s['algorithm']} uses K = {state.algorithm.k_samples} (search.k_samples = {s['k_samples']} ignored)")
+            log(f"search: resuming {ckpt_path} after epoch {state.epoch}/{s.epochs}")
+    if state.algorithm.k_samples != s.k_samples:
+        log(f"search: {s.algorithm} uses K = {state.algorithm.k_samples} (search.k_samples = {s.k_samples} ignored)")
     steps = steps_per_epoch(state)
-    val_batches = s["steps_per_epoch"]  # null: the whole search_val split
+    val_batches = s.steps_per_epoch  # null: the whole search_val split
     run_epochs = 0
-    while state.epoch < s["epochs"]:
+    while state.epoch < s.epochs:
         if max_epochs_this_run is not None and run_epochs >= max_epochs_this_run:
             return SearchResult(state, complete=False)
         epoch = state.epoch
         t0 = time.perf_counter()
         if state.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(state.device)
-        tau = linear_tau(epoch, s["epochs"], s["tau_max"], s["tau_min"])
+        tau = linear_tau(epoch, s.epochs, s.tau_max, s.tau_min)
         lr = state.parts.w_opt.param_groups[0]["lr"]
         sums: dict[str, float] = {}
-        bar = tqdm(range(steps), desc=f"search {epoch + 1}/{s['epochs']}", file=sys.stderr, leave=False,
+        bar = tqdm(range(steps), desc=f"search {epoch + 1}/{s.epochs}", file=sys.stderr, leave=False,
                    disable=not progress, dynamic_ncols=True)
         for _ in bar:
             out = state.iteration(tau)
@@ -283,7 +283,7 @@ def run_search(params: dict[str, Any], data: SearchData, checkpoint_dir: Path | 
         run_epochs += 1
         if on_epoch is not None:
             on_epoch(row)
-        log(f"search epoch {epoch + 1}/{s['epochs']}: tau {tau:.3f} lr {lr:.4g} train loss {row['train_loss']:.4f} "
+        log(f"search epoch {epoch + 1}/{s.epochs}: tau {tau:.3f} lr {lr:.4g} train loss {row['train_loss']:.4f} "
             f"acc {row['train_acc']:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f} | param-free normal "
             f"{row['n_param_free_normal']} | peak {row['peak_memory_mb']:.0f} MB | {row['seconds']:.1f}s")
     return SearchResult(state, complete=True)

@@ -11,7 +11,7 @@ defaults are the DARTS/ROME paper values the profiler and the benchmark use.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from rome.precision import bf16_autocast
 from rome.search.algorithms import ArchSample, SearchAlgorithm
+from rome.sections import SearchConfig
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -39,9 +40,9 @@ class OptimizerSettings:
     grad_clip: float = 5.0
 
     @classmethod
-    def from_search(cls, search: Mapping[str, Any]) -> OptimizerSettings:
-        """From the ``search`` params section (the keys are named like the fields)."""
-        return cls(**{name: search[name] for name in cls.__dataclass_fields__})
+    def from_search(cls, search: SearchConfig) -> OptimizerSettings:
+        """From the typed ``search`` section (its fields are named like these)."""
+        return cls(**{name: getattr(search, name) for name in cls.__dataclass_fields__})
 
 
 @dataclass

@@ -33,6 +33,7 @@ from rome.genotype.derivation import (
 from rome.genotype.files import GENOTYPE_FILE, GENOTYPE_TEXT_FILE, genotype_document, genotype_to_text
 from rome.genotype.types import ENTRIES_PER_NODE, AnyGenotype
 from rome.paths import input_dir
+from rome.sections import DeriveConfig
 from rome.search.artifact import ARCH_FILE, SEARCH_FILE, read_search
 from rome.spaces import get_space_spec
 
@@ -153,13 +154,13 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             write_text(tmp / GENOTYPE_TEXT_FILE, genotype_to_text(genotype) + "\n")
             write_json(tmp / "metrics.json", {f"n_param_free_{cell}": n for cell, n in doc["n_param_free"].items()})
             (tmp / CELLS_DIR).mkdir()
-            if params["derive"]["plot"]:
+            if DeriveConfig.from_params(params).plot:
                 from rome.plots import plot_genotype  # matplotlib only when pictures are wanted
 
                 plot_genotype(genotype, tmp / CELLS_DIR, f"{meta['space']}/{meta.get('algorithm')}")
         tracker.summary({f"n_param_free_{cell}": n for cell, n in doc["n_param_free"].items()})
         tracker.log_images("cells", sorted((out / CELLS_DIR).glob("*.png")))
         tracker.log_artifact(out, tracking.artifact_name(params, "genotype"), "genotype")
-        write_run_record(params, "derive", out)
+        write_run_record(params, "derive", out, tracker.run_id)
     logger.info(f"derive: {rule} rule: {genotype_to_text(genotype)}; parameter-free ops {doc['n_param_free']}")
     return out

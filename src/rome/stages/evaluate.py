@@ -26,6 +26,7 @@ from rome.data.prepared import load_prepared
 from rome.errors import RomeError
 from rome.paths import input_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
+from rome.sections import EvaluateConfig
 from rome.training import network
 from rome.training.checkpoint import load_weights
 from rome.training.flops import multiply_adds_m, params_m
@@ -52,7 +53,7 @@ def check_data_fits(doc: dict[str, Any], data: Any, file: Path) -> None:
 
 def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = None) -> Path:
     t0 = time.perf_counter()
-    e = params["evaluate"]
+    e = EvaluateConfig.from_params(params)
     device = resolve_device(params["device"])
     set_deterministic(params["deterministic"])
     seed_everything(params["seed"])
@@ -70,8 +71,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     images, labels = data.split("test")
     settings = StepSettings(device=device)
     acc = validate(model, images, labels, doc["mean"], doc["std"], doc["num_classes"], settings,
-                   batch_size=e["batch_size"], desc="evaluate")
-    batch = normalize(images[: e["batch_size"]].to(device), *channel_stats(doc["mean"], doc["std"], device))
+                   batch_size=e.batch_size, desc="evaluate")
+    batch = normalize(images[: e.batch_size].to(device), *channel_stats(doc["mean"], doc["std"], device))
     metrics: dict[str, Any] = {
         "top1": acc["top1"],
         "top5": acc["top5"],
@@ -80,15 +81,15 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     }
     # measured, not computed: latency differs between two runs on the same inputs, so it goes to the
     # run record (state/<run>/evaluate.run.json) and W&B, never into the artifact DVC hashes
-    latency_ms = batch_latency_ms(model, batch, e["latency_batches"], warmup=LATENCY_WARMUP)
+    latency_ms = batch_latency_ms(model, batch, e.latency_batches, warmup=LATENCY_WARMUP)
     benchmark: dict[str, Any] | None = None
-    if e["benchmark_table"]:
+    if e.benchmark_table:
         arch = doc.get("nb201_arch")
         if arch:
-            found = lookup(e["benchmark_table"], arch, e["benchmark_dataset"])
+            found = lookup(e.benchmark_table, arch, e.benchmark_dataset)
             metrics.update(found)
-            benchmark = {"table": e["benchmark_table"], "table_sha256": sha256_file(e["benchmark_table"]),
-                         "dataset": e["benchmark_dataset"], "arch": arch, **found}
+            benchmark = {"table": e.benchmark_table, "table_sha256": sha256_file(e.benchmark_table),
+                         "dataset": e.benchmark_dataset, "arch": arch, **found}
         else:
             logger.warning(f"evaluate: {doc['network']} is not a NAS-Bench-201 cell; evaluate.benchmark_table ignored")
 
@@ -107,7 +108,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         "benchmark": benchmark,
     }
     latency = {"latency_ms": latency_ms, "unit": "ms per batch, median", "batch_size": int(batch.shape[0]),
-               "repeats": e["latency_batches"], "warmup": LATENCY_WARMUP, "device": str(device)}
+               "repeats": e.latency_batches, "warmup": LATENCY_WARMUP, "device": str(device)}
     prov = provenance(params, SECTIONS, "evaluate", data.data_sha256)
     with tracking.start(params, "evaluate", SECTIONS, prov) as tracker:
         tracker.use_artifact(train_dir / MODEL_FILE, tracking.artifact_name(params, "model"), "model")
@@ -116,7 +117,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             write_json(tmp / "metrics.json", metrics)
             write_json(tmp / "evaluate.json", report)
         tracker.summary({**metrics, "latency_ms": latency_ms})
-        write_run_record(params, "evaluate", out, seconds=round(time.perf_counter() - t0, 3), latency=latency)
+        write_run_record(params, "evaluate", out, tracker.run_id, seconds=round(time.perf_counter() - t0, 3), latency=latency)
     extra = "".join(f" {k} {v:.2f}" for k, v in metrics.items() if k.startswith("nb201_") and k != "nb201_index")
     logger.info(f"evaluate: top1 {metrics['top1']:.2f} top5 {metrics['top5']:.2f} params {metrics['params_m']:.3f}M "
                 f"flops {metrics['flops_m']:.2f}M latency {latency_ms:.1f}ms{extra} "

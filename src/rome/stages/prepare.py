@@ -17,6 +17,7 @@ from rome.artifacts import atomic_dir, provenance, sha256_file, write_json, writ
 from rome.data.prepared import DATA_FILE, MANIFEST_FILE, MANIFEST_SCHEMA_VERSION
 from rome.data.resize import resize_uint8
 from rome.data.sources import RawDataset, load_source
+from rome.sections import DataConfig
 from rome.data.splits import SPLITS, make_splits
 
 logger = logging.getLogger(__name__)
@@ -65,15 +66,15 @@ def build_manifest(raw: RawDataset, tensors: dict[str, torch.Tensor], params: di
 
 
 def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = None) -> Path:
-    data = params["data"]
+    data = DataConfig.from_params(params)
     t0 = time.perf_counter()
     raw = load_source(data)
-    index_map = make_splits(raw.train_labels, raw.test_labels, data["test_fraction"], data["subset"], data["split_seed"])
+    index_map = make_splits(raw.train_labels, raw.test_labels, data.test_fraction, data.subset, data.split_seed)
     tensors: dict[str, torch.Tensor] = {}
     for split, (source, idx) in index_map.items():
         images = raw.train_images if source == "train" else raw.test_images
         labels = raw.train_labels if source == "train" else raw.test_labels
-        tensors[f"{split}/images"] = resize_uint8(images[idx], data["resize"])
+        tensors[f"{split}/images"] = resize_uint8(images[idx], data.resize)
         tensors[f"{split}/labels"] = torch.from_numpy(labels[idx].astype(np.int64)).contiguous()
     manifest = build_manifest(raw, tensors, params, index_map)
     with atomic_dir(out) as tmp:

@@ -19,6 +19,7 @@ from rome.artifacts import atomic_dir, provenance, write_bytes, write_run_record
 from rome.paths import checkpoint_dir, input_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.search import checkpoint as search_checkpoint
+from rome.sections import SearchConfig
 from rome.search.artifact import CHECKPOINT_FILE, HISTORY_COLUMNS, VOLATILE, write_search_artifact
 from rome.tracking import tracking_run_id
 
@@ -133,13 +134,14 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     prov = provenance(params, SECTIONS, "search", prepared.data_sha256)
     with tracking.start(params, "search", SECTIONS, prov, run_id=tracking_run_id(ckpt_dir)) as tracker:
         tracker.use_artifact(prepared.path, tracking.artifact_name(params, "dataset"), "dataset")
-        result = run_search(params, data, ckpt_dir, device, on_epoch=lambda row: log_epoch(tracker, row))
+        result = run_search(SearchConfig.from_params(params), params["seed"], params["data"]["dataset"], data, ckpt_dir,
+                            device, on_epoch=lambda row: log_epoch(tracker, row))
         with atomic_dir(out) as tmp:
             write_outputs(tmp, result, params, prepared.data_sha256)
             export_checkpoint(ckpt_dir / search_checkpoint.CHECKPOINT_FILE, tmp / CHECKPOINT_FILE)
         tracker.summary({k: result.history[-1][k] for k in ("val_acc", "val_loss", "n_param_free_normal")})
         tracker.log_artifact(out, tracking.artifact_name(params, "search"), "search")
-        write_run_record(params, "search", out, seconds=round(sum(h["seconds"] for h in result.history), 3),
+        write_run_record(params, "search", out, tracker.run_id, seconds=round(sum(h["seconds"] for h in result.history), 3),
                          epochs=[{k: h[k] for k in ("epoch", *VOLATILE)} for h in result.history])
     # The finished run's checkpoint now lives in the artifact; the state folder only ever holds an
     # *interrupted* run, so a later run with changed params starts fresh instead of tripping over a

@@ -50,6 +50,7 @@ from rome.data.prepared import PreparedData, load_prepared
 from rome.errors import RomeError
 from rome.paths import checkpoint_dir, input_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
+from rome.sections import TrainConfig
 from rome.training import checkpoint, network
 from rome.training.augment import cutout, train_transform, uses_flip
 from rome.training.loop import StepSettings, require_finite, train_one_epoch, validate
@@ -77,36 +78,36 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def make_optimizer(model: torch.nn.Module, train: dict[str, Any]) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
     """DARTS' optimizer through timm: plain momentum SGD (timm's "sgd" would be Nesterov), weight
     decay on every parameter, BN and biases included (timm would exempt them by default)."""
-    return create_optimizer_v2(model, opt="momentum", lr=train["lr"], weight_decay=train["weight_decay"],
-                               momentum=train["momentum"], filter_bias_and_bn=False)
+    return create_optimizer_v2(model, opt="momentum", lr=train.lr, weight_decay=train.weight_decay,
+                               momentum=train.momentum, filter_bias_and_bn=False)
 
 
-def make_criterion(train: dict[str, Any], num_classes: int) -> tuple[torch.nn.Module, Mixup | None]:
+def make_criterion(train: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, Mixup | None]:
     """Mixup (alpha = train.mixup) folds label smoothing into its soft targets; else smoothing CE or plain CE."""
-    if train["mixup"] > 0:
-        if train["batch_size"] % 2:
-            raise RomeError(f"train.batch_size = {train['batch_size']}: expected an even batch size "
+    if train.mixup > 0:
+        if train.batch_size % 2:
+            raise RomeError(f"train.batch_size = {train.batch_size}: expected an even batch size "
                             f"with train.mixup > 0")
-        mix = Mixup(mixup_alpha=train["mixup"], cutmix_alpha=0.0, label_smoothing=train["label_smoothing"],
+        mix = Mixup(mixup_alpha=train.mixup, cutmix_alpha=0.0, label_smoothing=train.label_smoothing,
                     num_classes=num_classes)
         return SoftTargetCrossEntropy(), mix
-    if train["label_smoothing"] > 0:
-        return LabelSmoothingCrossEntropy(smoothing=train["label_smoothing"]), None
+    if train.label_smoothing > 0:
+        return LabelSmoothingCrossEntropy(smoothing=train.label_smoothing), None
     return torch.nn.CrossEntropyLoss(), None
 
 
-def train_loader(data: PreparedData, dataset: str, train: dict[str, Any], device: torch.device,
+def train_loader(data: PreparedData, dataset: str, train: TrainConfig, device: torch.device,
                  generator: torch.Generator) -> DataLoader:
     images, labels = data.split("train")
     ds = ImageTensorDataset(images, labels, data.mean, data.std,
                             transform=train_transform(data.resolution, flip=uses_flip(dataset)))
-    loader = DataLoader(ds, batch_size=train["batch_size"], shuffle=True, drop_last=True,
-                        num_workers=train["workers"], generator=generator, pin_memory=device.type == "cuda")
+    loader = DataLoader(ds, batch_size=train.batch_size, shuffle=True, drop_last=True,
+                        num_workers=train.workers, generator=generator, pin_memory=device.type == "cuda")
     if len(loader) == 0:
-        raise RomeError(f"train.batch_size = {train['batch_size']}: larger than the train split "
+        raise RomeError(f"train.batch_size = {train.batch_size}: larger than the train split "
                         f"({len(ds)} images); expected <= {len(ds)}")
     return loader
 
@@ -137,31 +138,31 @@ def export_state(trained: torch.nn.Module, deployable: torch.nn.Module) -> dict[
 
 def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = None) -> Path:
     t0 = time.perf_counter()
-    t = params["train"]
+    t = TrainConfig.from_params(params)
     device = resolve_device(params["device"])
     set_deterministic(params["deterministic"])
     data = load_prepared(input_dir(params, "prepare"))
     source = network.load_source(network.genotype_path(params))
-    name = network.network_name(t["network"], source)
+    name = network.network_name(t.network, source)
     kwargs = network.model_kwargs(source, data.num_classes, data.in_channels, t)
-    use_aux = t["auxiliary_weight"] > 0 and network.supports_auxiliary(name)
-    if t["auxiliary_weight"] > 0 and not use_aux:
+    use_aux = t.auxiliary_weight > 0 and network.supports_auxiliary(name)
+    if t.auxiliary_weight > 0 and not use_aux:
         logger.warning(f"train: {name} has no auxiliary head (NAS-Bench-201 protocol); "
                        "train.auxiliary_weight ignored")
 
     seed_everything(params["seed"])
-    model = network.build(name, kwargs, auxiliary=use_aux, drop_path_rate=t["drop_path"]).to(device)
-    if t["channels_last"]:
+    model = network.build(name, kwargs, auxiliary=use_aux, drop_path_rate=t.drop_path).to(device)
+    if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, t)
-    ema = ModelEmaV3(model, decay=t["ema_decay"]) if t["ema"] else None
+    ema = ModelEmaV3(model, decay=t.ema_decay) if t.ema else None
 
     ckpt_dir = checkpoint_dir(params, "train")
     if args is not None and getattr(args, "fresh", False) and ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ident = checkpoint.identity({"seed": params["seed"], "data": params["data"],
-                                 "train": {k: v for k, v in t.items() if k != "epochs"},
+                                 "train": {k: v for k, v in t.as_dict().items() if k != "epochs"},
                                  "network": name, "kwargs": kwargs, "data_manifest_sha256": data.manifest_sha256})
     if checkpoint.check_identity(ckpt_dir, ident):
         logger.info(f"train: {ckpt_dir} holds a finished run with other params; starting fresh")
@@ -171,52 +172,52 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     saver = checkpoint.Saver(model, optimizer, model_ema=ema, checkpoint_dir=str(ckpt_dir),
                             recovery_dir=str(ckpt_dir), decreasing=False, max_history=1)
     start = checkpoint.resume(ckpt_dir, model, optimizer, ema, saver)
-    if start > t["epochs"]:
-        raise RomeError(f"train.epochs = {t['epochs']}: {ckpt_dir / checkpoint.LAST_FILE} already finished "
+    if start > t.epochs:
+        raise RomeError(f"train.epochs = {t.epochs}: {ckpt_dir / checkpoint.LAST_FILE} already finished "
                         f"{start} epochs; expected >= {start}, or `rome train --fresh`")
     checkpoint.write_identity(ckpt_dir, ident)
 
     generator = torch.Generator()
     loader = train_loader(data, params["data"]["dataset"], t, device, generator)
-    steps = min(t["steps_per_epoch"] or len(loader), len(loader))
-    scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=t["epochs"], min_lr=t["lr_min"],
-                                       warmup_epochs=t["warmup_epochs"], warmup_lr=t["lr"] / 100,
+    steps = min(t.steps_per_epoch or len(loader), len(loader))
+    scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=t.epochs, min_lr=t.lr_min,
+                                       warmup_epochs=t.warmup_epochs, warmup_lr=t.lr / 100,
                                        step_on_epochs=False, updates_per_epoch=steps)
     num_updates = start * steps
     scheduler.step_update(num_updates=num_updates)
     criterion, mixup = make_criterion(t, data.num_classes)
-    settings = StepSettings(device=device, aux_weight=t["auxiliary_weight"] if use_aux else 0.0,
-                            grad_clip=t["grad_clip"], amp=t["amp"], channels_last=t["channels_last"], mixup=mixup,
-                            erasing=cutout(t["random_erasing"], device))
+    settings = StepSettings(device=device, aux_weight=t.auxiliary_weight if use_aux else 0.0,
+                            grad_clip=t.grad_clip, amp=t.amp, channels_last=t.channels_last, mixup=mixup,
+                            erasing=cutout(t.random_erasing, device))
     test_images, test_labels = data.split("test")
     summary = ckpt_dir / SUMMARY_FILE
     trim_summary(summary, start)
     prov = provenance(params, SECTIONS, "train", data.data_sha256)
     if start:
-        logger.info(f"train: resuming {ckpt_dir / checkpoint.LAST_FILE} at epoch {start}/{t['epochs']}")
+        logger.info(f"train: resuming {ckpt_dir / checkpoint.LAST_FILE} at epoch {start}/{t.epochs}")
 
     epoch_seconds: list[float] = []
     with tracking.start(params, "train", SECTIONS, prov, run_id=tracking.tracking_run_id(ckpt_dir)) as tracker:
-        if not t["genotype"]:
+        if not t.genotype:
             tracker.use_artifact(source.path, tracking.artifact_name(params, "genotype"), "genotype")
-        for epoch in range(start, t["epochs"]):
+        for epoch in range(start, t.epochs):
             te = time.perf_counter()
             seed_everything(epoch_seed(params["seed"], epoch))
             generator.manual_seed(epoch_seed(params["seed"], epoch))
-            network.set_drop_path(model, t["drop_path"] * epoch / t["epochs"])
+            network.set_drop_path(model, t.drop_path * epoch / t.epochs)
             lr = optimizer.param_groups[0]["lr"]
             train_metrics, num_updates = train_one_epoch(
                 model, loader, steps, optimizer, criterion, settings, scheduler=scheduler, num_updates=num_updates,
-                ema=ema, desc=f"train epoch {epoch + 1}/{t['epochs']}")
+                ema=ema, desc=f"train epoch {epoch + 1}/{t.epochs}")
             eval_metrics = validate(ema.module if ema is not None else model, test_images, test_labels, data.mean,
                                     data.std, data.num_classes, settings, desc="test")
-            require_finite(eval_metrics["loss"], f"train epoch {epoch + 1}/{t['epochs']} (test pass)")
+            require_finite(eval_metrics["loss"], f"train epoch {epoch + 1}/{t.epochs} (test pass)")
             update_summary(epoch, train_metrics, eval_metrics, str(summary), lr=lr)
             saver.save_checkpoint(epoch, metric=eval_metrics["top1"])
             epoch_seconds.append(round(time.perf_counter() - te, 3))
             tracker.log({"lr": lr, "seconds": epoch_seconds[-1], **{f"train/{k}": v for k, v in train_metrics.items()},
                          **{f"test/{k}": v for k, v in eval_metrics.items()}}, step=epoch)
-            logger.info(f"train: epoch {epoch + 1}/{t['epochs']} lr {lr:.5f} loss {train_metrics['loss']:.4f} "
+            logger.info(f"train: epoch {epoch + 1}/{t.epochs} lr {lr:.5f} loss {train_metrics['loss']:.4f} "
                         f"train_top1 {train_metrics['top1']:.2f} | test loss {eval_metrics['loss']:.4f} "
                         f"top1 {eval_metrics['top1']:.2f} top5 {eval_metrics['top5']:.2f} "
                         f"({time.perf_counter() - te:.1f}s)")
@@ -228,7 +229,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         weights = "ema" if ema is not None else "final"
         metrics = {"schema_version": METRICS_SCHEMA_VERSION, "top1": final["top1"], "top5": final["top5"],
                    "loss": final["loss"], "best_top1": saver.best_metric, "best_epoch": saver.best_epoch,
-                   "epochs": t["epochs"], "steps_per_epoch": steps, "weights": weights}
+                   "epochs": t.epochs, "steps_per_epoch": steps, "weights": weights}
         model_doc = {
             "schema_version": MODEL_SCHEMA_VERSION,
             "network": name,
@@ -240,7 +241,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             "mean": list(data.mean),
             "std": list(data.std),
             "classes": data.classes,
-            "genotype_file": str(source.path) if t["genotype"] else None,
+            "genotype_file": str(source.path) if t.genotype else None,
             "space": source.space,
             "nb201_arch": source.nb201_arch,
             "genotype_provenance": source.provenance,
@@ -255,12 +256,12 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             write_json(tmp / METRICS_FILE, metrics)
             if summary.is_file():
                 shutil.copy2(summary, tmp / SUMMARY_FILE)
-        checkpoint.mark_complete(ckpt_dir, t["epochs"])
+        checkpoint.mark_complete(ckpt_dir, t.epochs)
         tracker.summary({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracker.log_artifact(out / MODEL_FILE, tracking.artifact_name(params, "model"), "model")
-        write_run_record(params, "train", out, seconds=round(time.perf_counter() - t0, 3),
+        write_run_record(params, "train", out, tracker.run_id, seconds=round(time.perf_counter() - t0, 3),
                          resumed_at_epoch=start, epoch_seconds=epoch_seconds)
-    logger.info(f"train: {name} {t['epochs']} epochs x {steps} steps, test top1 {final['top1']:.2f} "
+    logger.info(f"train: {name} {t.epochs} epochs x {steps} steps, test top1 {final['top1']:.2f} "
                 f"(best {saver.best_metric if saver.best_metric is not None else float('nan'):.2f}) "
                 f"in {time.perf_counter() - t0:.1f}s")
     return out

@@ -20,6 +20,7 @@ from rome.genotype.files import GENOTYPE_FILE, load_genotype
 from rome.genotype.types import NB201Genotype
 from rome.models import MODEL_NAMES  # importing rome.models registers the rome_* networks with timm
 from rome.paths import input_dir
+from rome.sections import TrainConfig
 
 NB201_NETWORK = MODEL_NAMES["nb201"]
 
@@ -72,14 +73,14 @@ def network_name(choice: str, source: GenotypeSource) -> str:
     return name
 
 
-def model_kwargs(source: GenotypeSource, num_classes: int, in_chans: int, train: dict[str, Any]) -> dict[str, Any]:
+def model_kwargs(source: GenotypeSource, num_classes: int, in_chans: int, train: TrainConfig) -> dict[str, Any]:
     """Constructor kwargs of the deployable network (JSON-serialisable, genotype as a dict).
 
     ``layers`` / ``init_channels`` mean cells and initial channels for the DARTS networks, cells
     per stage (N) and stem channels for NB201 (whose protocol is N = 5, C = 16).
     """
     return {"genotype": source.genotype.to_dict(), "num_classes": num_classes, "in_chans": in_chans,
-            "layers": train["layers"], "init_channels": train["init_channels"]}
+            "layers": train.layers, "init_channels": train.init_channels}
 
 
 def build(name: str, kwargs: dict[str, Any], auxiliary: bool = False,
