@@ -66,3 +66,16 @@ def make_archive(src: Path, archive: Path) -> Path:
         for p in sorted(src.rglob("*")):
             tar.add(p, arcname=p.relative_to(src).as_posix(), recursive=False)
     return archive
+
+
+def sigkill_once_written(proc, path: Path, timeout: float = 120.0) -> None:
+    """SIGKILL ``proc`` as soon as ``path`` (a checkpoint) exists; fail if the run ended first."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"

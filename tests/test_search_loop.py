@@ -7,10 +7,8 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from conftest import sigkill_once_written
 from rome.config import resolve
 from rome.errors import RomeError
 from rome.reproducibility import seed_everything
@@ -239,13 +238,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path: Path, prepared
         files[name] = tmp_path / f"{name}.yaml"
         files[name].write_text(yaml.safe_dump({"preset": "smoke", "results_dir": str(results), "search": search_params}))
     ckpt = tmp_path / "killed" / "state" / "mnist5k" / "darts" / "rome" / "seed0" / "search_ckpt" / CHECKPOINT_FILE
-    proc = _cli(files["killed"], env)
-    deadline = time.monotonic() + 120
-    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    sigkill_once_written(_cli(files["killed"], env), ckpt)
     epoch_at_kill = torch.load(ckpt, weights_only=False)["epoch"]
     assert 1 <= epoch_at_kill < search_params["epochs"]
     out_dir = tmp_path / "killed" / "results" / "mnist5k" / "darts" / "rome" / "seed0" / "search"

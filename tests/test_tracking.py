@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import smoke
+from conftest import sigkill_once_written, smoke
 from rome import tracking
 
 
@@ -58,10 +58,8 @@ def test_killed_search_resumes_the_same_wandb_run_offline(tmp_path: Path, prepar
     import json
     import os
     import shutil
-    import signal
     import subprocess
     import sys
-    import time
 
     import yaml
 
@@ -83,13 +81,7 @@ def test_killed_search_resumes_the_same_wandb_run_offline(tmp_path: Path, prepar
     env.pop("WANDB_SERVICE", None)
     cmd = [sys.executable, "-m", "rome.cli", "search", "--params", str(file)]
     ckpt = checkpoint_dir(params, "search") / "last.pt"
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    sigkill_once_written(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), ckpt)
     run_id = (checkpoint_dir(params, "search") / tracking.RUN_ID_FILE).read_text().strip()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
