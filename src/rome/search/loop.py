@@ -151,7 +151,8 @@ def build_state(params: dict[str, Any], data: SearchData, device: torch.device |
                         f"({len(data.train_labels)} / {len(data.val_labels)} images); lower it or enlarge data.subset")
     algorithm = build_algorithm(s, space, torch.Generator().manual_seed(seed * 10 + ARCH_INIT_SEED))
     algorithm.arch.to(device)
-    model = build_supernet(space, s["init_channels"], data.num_classes, s["layers"], data.in_channels).to(device)
+    model = build_supernet(space, s["init_channels"], data.num_classes, s["layers"], data.in_channels,
+                           partial=algorithm.partial).to(device)
     if s["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     parts = build_step_parts(model, algorithm, OptimizerSettings.from_search(s),
