@@ -13,7 +13,9 @@ Where the paper is silent (choices of this project):
   * the K passes of a step run one after the other and accumulate, so peak memory is one sub-network;
   * per-epoch validation: the current argmax sub-network (the mixed supernet for darts), BatchNorm in
     eval mode, on search_val (capped at steps_per_epoch batches when that is set);
-  * on the CPU ``search.amp`` is ignored (bf16 autocast is for GPUs).
+  * on the CPU ``search.amp`` is ignored (bf16 autocast is for GPUs);
+  * augmentation (``search.augment``): both halves' batches, as DARTS's and GDAS's search loaders
+    (crop + flip for natural images, crop only for digits); validation sees raw images.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from rome.data.augmentation import resolve_search_augment
 from rome.errors import RomeError
 from rome.genotype.types import count_param_free
 from rome.precision import bf16_autocast
@@ -159,9 +162,11 @@ def build_state(params: dict[str, Any], data: SearchData, device: torch.device |
                              torch.Generator().manual_seed(seed * 10 + SAMPLE_SEED))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(parts.w_opt, T_max=s["epochs"], eta_min=s["w_lr_min"])
 
+    augment = resolve_search_augment(s["augment"], params["data"]["dataset"])
+
     def batches(images: torch.Tensor, labels: torch.Tensor, offset: int) -> EndlessBatches:
         return EndlessBatches(images, labels, s["batch_size"], data.mean, data.std,
-                              torch.Generator().manual_seed(seed * 10 + offset), device, s["channels_last"])
+                              torch.Generator().manual_seed(seed * 10 + offset), device, s["channels_last"], augment)
 
     return SearchState(params, space, parts, scheduler,
                        batches(data.train_images, data.train_labels, TRAIN_ORDER_SEED),
@@ -238,6 +243,9 @@ def run_search(params: dict[str, Any], data: SearchData, checkpoint_dir: Path | 
             log(f"search: resuming {ckpt_path} after epoch {state.epoch}/{s['epochs']}")
     if state.algorithm.k_samples != s["k_samples"]:
         log(f"search: {s['algorithm']} uses K = {state.algorithm.k_samples} (search.k_samples = {s['k_samples']} ignored)")
+    if state.epoch == 0:
+        log(f"search: augmentation {state.train_batches.augment} on both search halves "
+            f"(search.augment = {s['augment']}, dataset {params['data']['dataset']})")
     steps = steps_per_epoch(state)
     val_batches = s["steps_per_epoch"]  # null: the whole search_val split
     run_epochs = 0
