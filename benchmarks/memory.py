@@ -1,4 +1,4 @@
-"""Search memory and speed: DARTS, GDAS, ROME K=1 and K=7 on one search iteration, same sizes.
+"""Search memory and speed: DARTS, PC-DARTS, GDAS, ROME K=1 and K=7 on one search iteration, same sizes.
 
 One iteration is the search loop's own (``rome.search.step.search_step``: Adam and SGD steps with
 the paper's settings, grad clip 5) on random data of the given shape: the
@@ -42,7 +42,7 @@ from benchmarks import report
 from rome.errors import RomeError
 
 NAME = "memory"
-DEFAULT_CONFIGS = ("darts", "gdas", "rome:1", "rome:7")
+DEFAULT_CONFIGS = ("darts", "pc_darts", "gdas", "rome:1", "rome:7")
 BASELINE = "baseline"
 REFERENCE, SECOND = "darts", "gdas"
 # the paper's mechanism, as targets: ROME <= 0.25 x DARTS and <= 0.75 x GDAS peak memory
@@ -115,7 +115,7 @@ def measure(config: dict[str, Any], *, space: str = "darts", layers: int = 8, in
     algorithm = config["algorithm"] if config["algorithm"] != BASELINE else "rome"
     algo = SearchAlgorithm(algorithm, sp, k_samples=config["k_samples"], generator=torch.Generator().manual_seed(seed))
     algo.arch.to(dev)
-    model = build_supernet(sp, init_channels, num_classes, layers, 3).to(dev)
+    model = build_supernet(sp, init_channels, num_classes, layers, 3, partial=algo.partial).to(dev)
     x = torch.randn(batch_size, 3, resolution, resolution, device=dev)
     y = torch.randint(0, num_classes, (batch_size,), device=dev)
     gen = torch.Generator().manual_seed(seed + 1)

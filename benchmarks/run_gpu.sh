@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark 1 on a GPU at the paper's setting (batch 64, 8 cells, 16 channels, 32x32), in one go:
-# torch.cuda.max_memory_allocated and CUDA-event timings for DARTS, GDAS, ROME K=1 and K=7, each in a
+# torch.cuda.max_memory_allocated and CUDA-event timings for DARTS, PC-DARTS, GDAS, ROME K=1 and K=7, each in a
 # fresh process. Writes benchmarks/results/memory_cuda.json and its table in benchmarks/README.md.
 # A few minutes on an H100. Usage: benchmarks/run_gpu.sh [extra `python -m benchmarks memory` options]
 set -euo pipefail

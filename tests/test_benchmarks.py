@@ -119,6 +119,14 @@ def test_measure_toy_orders_memory_by_executed_ops() -> None:
     assert "saved_bytes" not in base and base["rss_peak_mb"] > 0
 
 
+def test_measure_toy_places_pc_darts_between_gdas_and_darts() -> None:
+    """PC-DARTS runs every op as DARTS, but on 1/4 of the channels: more than GDAS's 14 ops, far less than DARTS."""
+    assert "pc_darts" in memory.DEFAULT_CONFIGS and memory.PAPER["peak_memory_gb"]["pc_darts"] == 3.7
+    sizes = dict(layers=3, init_channels=8, batch_size=2, resolution=8, warmup=1, repeats=1)
+    got = {c: memory.measure(memory.parse_config(c), **sizes)["saved_bytes"] for c in ("darts", "pc_darts", "gdas")}
+    assert got["gdas"] < got["pc_darts"] < got["darts"] / 2
+
+
 def test_memory_table_lists_rows_targets_and_paper() -> None:
     rows = [_row("darts", 1000 * 2**20, 800.0, 10.0), _row("gdas", 300 * 2**20, 400.0, 2.0),
             _row("rome:1", 200 * 2**20, 350.0, 1.0)]

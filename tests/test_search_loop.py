@@ -61,7 +61,7 @@ def assert_same_arch(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
 
 
 @pytest.mark.parametrize("space", ["darts", "s1", "s2", "s3", "s4", "nb201"])
-@pytest.mark.parametrize("algorithm", ["rome", "gdas", "darts", "random"])
+@pytest.mark.parametrize("algorithm", ["rome", "gdas", "darts", "pc_darts", "random"])
 def test_every_space_and_algorithm_runs(tmp_path: Path, space: str, algorithm: str) -> None:
     layers = "search.layers=1" if space == "nb201" else "search.layers=3"
     p = params_for(tmp_path, f"search.space={space}", f"search.algorithm={algorithm}", "search.epochs=1",
@@ -73,7 +73,7 @@ def test_every_space_and_algorithm_runs(tmp_path: Path, space: str, algorithm: s
     row = result.history[0]
     assert 0.0 <= row["val_acc"] <= 1.0 and row["train_loss"] > 0
     after = arch_of(result)
-    expect_beta = space != "nb201" and algorithm in ("rome", "random")
+    expect_beta = (space != "nb201" and algorithm in ("rome", "random")) or algorithm == "pc_darts"
     assert any(k.startswith("beta") for k in after) == expect_beta
     if algorithm == "random":
         assert all(t.std() > 0.3 for t in after.values())  # standard-normal logits, never learned
@@ -286,7 +286,8 @@ def test_channels_last_and_amp_flags_run_on_cpu(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("space", "algorithm", "extra"), [
     ("darts", "rome", ()), ("darts", "rome", ("search.topology=false",)), ("darts", "gdas", ()),
-    ("s3", "darts", ()), ("s1", "random", ()), ("nb201", "rome", ("search.layers=1",)),
+    ("s3", "darts", ()), ("s1", "random", ()), ("nb201", "rome", ("search.layers=1",)), ("darts", "pc_darts", ()),
+    ("s3", "pc_darts", ()),
 ])
 def test_derive_reads_the_search_outputs(tmp_path: Path, space: str, algorithm: str, extra: tuple[str, ...]) -> None:
     """Contract with `rome derive`: its genotype equals the last epoch's genotype in the history."""

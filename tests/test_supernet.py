@@ -35,19 +35,36 @@ def count_op_calls(model: nn.Module) -> list[dict[tuple[int, int], int]]:
     ("darts", "rome", 8), ("darts", "gdas", 14), ("darts", "darts", 14 * 7), ("darts", "random", 8),
     ("s1", "rome", 8), ("s1", "darts", 14 * 2), ("s3", "darts", 14 * 3),
     ("nb201", "rome", 6), ("nb201", "gdas", 6), ("nb201", "darts", 6 * 5),
+    ("darts", "pc_darts", 14 * 7), ("s3", "pc_darts", 14 * 3), ("nb201", "pc_darts", 6 * 5),
 ])
 def test_one_forward_runs_exactly_the_sampled_ops(space_name: str, algorithm: str, per_cell: int) -> None:
     space = get_space(space_name)
     torch.manual_seed(0)
-    model = build_supernet(space, 4, 3, 3 if space.kind == "darts" else 1, 3)
-    counters = count_op_calls(model)
     algo = SearchAlgorithm(algorithm, space, generator=torch.Generator().manual_seed(0))
+    model = build_supernet(space, 4, 3, 3 if space.kind == "darts" else 1, 3, partial=algo.partial)
+    counters = count_op_calls(model)
     paths = algo.paths(algo.draw(torch.Generator().manual_seed(1)), tau=1.0)
     model(torch.randn(2, 3, 8, 8), paths)
     for cell, counter in zip(cell_modules(model), counters):
         assert sum(counter.values()) == per_cell
         assert all(v == 1 for v in counter.values())
         assert set(counter) == set(paths[cell.cell_type].pairs)  # nothing outside the path ran
+
+
+def test_pc_darts_ops_see_a_quarter_of_the_channels() -> None:
+    """Every op of a PC-DARTS supernet runs once per forward, on C/4 channels (C = the cell's width)."""
+    space = get_space("darts")
+    algo = SearchAlgorithm("pc_darts", space, generator=torch.Generator().manual_seed(0))
+    model = build_supernet(space, 8, 3, 3, 3, partial=algo.partial)
+    seen: list[tuple[int, int]] = []  # (op input channels, the cell's C)
+    for cell in cell_modules(model):
+        width = cell.preprocess1[1].out_channels  # ReLU, Conv, BN: the cell's C
+        for ops in cell.edge_ops:
+            for op in ops:
+                op.register_forward_hook(lambda _m, i, _o, c=width: seen.append((i[0].shape[1], c)))
+    model(torch.randn(2, 3, 8, 8), algo.paths(None, 1.0))
+    assert len(seen) == 3 * 14 * 7 and {c for _, c in seen} == {8, 16, 32}  # normal, reduce, reduce
+    assert all(ch * 4 == c for ch, c in seen)
 
 
 def test_rome_v1_runs_8_ops_with_distinct_inputs_per_node() -> None:

@@ -58,6 +58,8 @@ class SearchConfig(Section):
     layers: int
     init_channels: int
     nodes: int
+    partial_channels: int
+    augment: str
     w_lr: float
     w_lr_min: float
     w_momentum: float

@@ -10,6 +10,7 @@ import it below, and add its name to the ``algorithm`` enum of ``rome/schema/par
 from rome.algorithms import rome  # noqa: F401  isort: skip
 from rome.algorithms import gdas  # noqa: F401  isort: skip
 from rome.algorithms import darts  # noqa: F401  isort: skip
+from rome.algorithms import pc_darts  # noqa: F401  isort: skip
 from rome.algorithms import random_search  # noqa: F401  isort: skip
 from rome.algorithms.registry import (
     ALGORITHMS,

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from rome.registry import Registry
 
 OP_MODES = ("gumbel", "mixed")  # Gumbel-max over alpha per edge | the weighted mixed op over all ops
-TOPOLOGIES = ("learned", "uniform", "all")  # beta learned (Gumbel-Top-k) | k inputs drawn uniformly | every edge
+# beta learned (Gumbel-Top-k) | k inputs drawn uniformly | every edge | every edge, weighted by softmax(beta) per node
+TOPOLOGIES = ("learned", "uniform", "all", "normalized")
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class AlgorithmSpec:
     a node's inputs are chosen where the space keeps fewer than it offers (``TOPOLOGIES``; ``learned``
     honours ``search.topology`` and ``search.rome_variant``). ``rule``: the derivation rule when no beta
     is stored (``rome.genotype.derivation``). ``init_std``: the std of the initial logits, ``None`` =
-    ``search.arch_init_std``.
+    ``search.arch_init_std``. ``partial``: the mixed op sees 1/K of an edge's channels
+    (K = ``search.partial_channels``), the rest bypass it (PC-DARTS); only with ``op_mode`` mixed.
     """
 
     name: str
@@ -34,6 +36,7 @@ class AlgorithmSpec:
     topology: str
     rule: str
     init_std: float | None = None
+    partial: bool = False
     summary: str = ""
 
     def __post_init__(self) -> None:
@@ -41,6 +44,8 @@ class AlgorithmSpec:
             raise ValueError(f"{self.name}: op_mode {self.op_mode!r} not in {OP_MODES}")
         if self.topology not in TOPOLOGIES:
             raise ValueError(f"{self.name}: topology {self.topology!r} not in {TOPOLOGIES}")
+        if self.partial and self.op_mode != "mixed":
+            raise ValueError(f"{self.name}: partial channels need op_mode 'mixed' (every op of an edge on the 1/K part)")
 
 
 ALGORITHMS: Registry[AlgorithmSpec] = Registry("algorithm", "search.algorithm")

@@ -6,6 +6,10 @@ stored and from the space and algorithm registries:
     the largest beta (v1); on each kept edge the op with the largest alpha, never ``none``.
   * ``darts``: DARTS's rule: edge strength = largest non-``none`` softmax(alpha) weight; the k
     strongest edges per node; on each the non-``none`` argmax.
+  * ``pc_darts``: PC-DARTS's released rule (``genotype()`` of its ``model_search.py``): each edge's
+    softmax(alpha) is multiplied by its beta normalised by a softmax over the node's incoming edges;
+    edge strength = the largest non-``none`` product, the k strongest edges per node, on each the
+    non-``none`` argmax (the same op as without beta: the factor is positive).
   * ``gdas``: GDAS's released rule: the k best (op, input) pairs of a node over all non-``none``
     ops of all its edges, so two entries may share an input (the behaviour ROME's rule excludes).
   * ``nb201``: per-edge argmax over *all* ops. ``none`` stays allowed there (choice): in
@@ -149,6 +153,16 @@ def _strongest_edges(ev: CellEvidence, n: int, dst: int) -> list[Entry]:
     return ev.best_ops([inc[i] for i in _ranked(strength)[:ev.k[n]]])
 
 
+@register_rule("pc_darts", needs_beta=True)
+def _strongest_normalised_edges(ev: CellEvidence, n: int, dst: int) -> list[Entry]:
+    assert ev.k is not None and ev.beta is not None
+    inc = ev.space.incoming(dst)
+    edge_w = softmax(np.asarray([ev.beta[e] for e in inc]))
+    strength = [max((p * w for p, op in zip(ev.probs[e], ev.space.ops[e]) if op != NONE_OP), default=-1.0)
+                for e, w in zip(inc, edge_w)]
+    return ev.best_ops([inc[i] for i in _ranked(strength)[:ev.k[n]]])
+
+
 @register_rule("gdas")
 def _best_op_input_pairs(ev: CellEvidence, n: int, dst: int) -> list[Entry]:
     assert ev.k is not None
@@ -190,15 +204,20 @@ def derive_cell(space: CellSearchSpace, alpha: np.ndarray, rule: str, k: Sequenc
 
 
 def derivation_rule(algorithm: str, space: str, has_beta: bool) -> str:
-    """Which rule fits what the search learned: the space's own rule (NB201 keeps every edge), else
-    top-beta when beta was stored, else the algorithm's registered rule (DARTS's for one unknown)."""
+    """Which rule fits what the search learned: the space's own rule (NB201 keeps every edge), else the
+    algorithm's registered rule when it reads beta and beta was stored (pc_darts), else top-beta when beta
+    was stored, else the algorithm's registered rule (DARTS's for an unknown one, or for a beta rule
+    without beta)."""
     space_spec = find_space(space)
     if space_spec is not None and space_spec.rule is not None:
         return space_spec.rule
-    if has_beta:
-        return BETA_RULE
     algorithm_spec = find_algorithm(algorithm)
-    return algorithm_spec.rule if algorithm_spec is not None else "darts"
+    if has_beta:
+        own = algorithm_spec.rule if algorithm_spec is not None else None
+        return own if own is not None and RULES[own].needs_beta else BETA_RULE
+    if algorithm_spec is None or RULES[algorithm_spec.rule].needs_beta:
+        return "darts"  # a beta rule without beta: DARTS's, which it reduces to when every beta is equal
+    return algorithm_spec.rule
 
 
 def cells_to_genotype(normal: list[list[Entry]], reduce: list[list[Entry]], source: str = "derived") -> Genotype:

@@ -17,7 +17,12 @@ space (k inputs per node, one op per edge) and no architecture parameter is ever
 alpha/beta are standard-normal logits drawn from the seed, so deriving them (argmax) yields a
 uniformly random architecture of the space.
 
-``gdas`` and ``darts`` always use K = 1 (their definition); ``random`` uses K for the weight step,
+``pc_darts`` (baseline): DARTS's mixed op on 1/K of each edge's channels (the rest bypass it,
+channel shuffle), every edge scaled by softmax(beta) over its node's incoming edges (edge
+normalisation, ``EdgeNormalization``); the supernet is built with ops of C/K channels
+(``self.partial``).
+
+``gdas``, ``darts`` and ``pc_darts`` always use K = 1 (their definition); ``random`` uses K for the weight step,
 so it gets the same weight-training budget as ``rome``.
 """
 
@@ -139,7 +144,26 @@ class SubsetMax:
         return torch.cat([F.softmax(b[sl], dim=0) for sl in self.slices]).tolist()
 
 
-Topology = AllEdges | EdgeTopK | SubsetMax
+class EdgeNormalization(EdgeTopK):
+    """PC-DARTS: every edge runs, weighted by softmax(beta) over its node's incoming edges (one beta per edge).
+
+    As PC-DARTS's ``model_search.py`` (``weights2``): the softmax is taken per node, and the weight
+    multiplies the edge's whole mixed output, bypass channels included. No noise, no sampling.
+    """
+
+    name = "edge_normalization"
+
+    def relax(self, beta: torch.Tensor, noise: torch.Tensor | None, tau: float) -> tuple[list[int], torch.Tensor]:
+        per_edge: list[torch.Tensor] = [beta[0]] * self.space.n_edges
+        for group in self.groups:
+            # stacked selects, not fancy indexing: their backward stays deterministic on CUDA
+            w = F.softmax(torch.stack([beta[e] for e in group]), dim=0)
+            for i, e in enumerate(group):
+                per_edge[e] = w[i]
+        return list(range(self.space.n_edges)), torch.stack(per_edge)
+
+
+Topology = AllEdges | EdgeTopK | SubsetMax | EdgeNormalization
 
 
 # ----------------------------------------------------------------------------- parameters and samples
@@ -178,7 +202,8 @@ class SearchAlgorithm:
     turns them into paths. Everything algorithm-specific comes from its ``AlgorithmSpec``."""
 
     def __init__(self, name: str, space: SearchSpace, *, variant: str = "v2", topology: bool = True,
-                 k_samples: int = 1, init_std: float = 1e-3, generator: torch.Generator | None = None) -> None:
+                 k_samples: int = 1, init_std: float = 1e-3, generator: torch.Generator | None = None,
+                 partial_channels: int = 4) -> None:
         spec = get_algorithm(name)
         if variant not in VARIANTS:
             raise RomeError(f"search.rome_variant = {variant!r}: expected one of {list(VARIANTS)}")
@@ -188,14 +213,19 @@ class SearchAlgorithm:
         self.name, self.space, self.spec = name, space, spec
         learned = spec.topology == "learned"
         samples_topology = space.selects_topology and (spec.topology == "uniform" or (learned and topology))
-        if not samples_topology:
-            self.topology: Topology = AllEdges(space)
+        if spec.topology == "normalized":  # every edge, on every space (a node with one input gets weight 1)
+            self.topology: Topology = EdgeNormalization(space)
+        elif not samples_topology:
+            self.topology = AllEdges(space)
         elif learned and variant == "v1":
             self.topology = SubsetMax(space)
         else:
             self.topology = EdgeTopK(space)
         self.variant = variant if learned and samples_topology else None
         self.op_mode = spec.op_mode
+        self.partial = partial_channels if spec.partial else 1  # the supernet's K (build_supernet's ``partial``)
+        if self.partial < 1:
+            raise RomeError(f"search.partial_channels = {partial_channels}: expected >= 1")
         self.learns_arch = spec.learns_arch
         self.k_samples = spec.fixed_k if spec.fixed_k is not None else k_samples
         # random: standard-normal logits, so their argmax is a uniformly random architecture
@@ -229,7 +259,9 @@ class SearchAlgorithm:
             if self.op_mode == "mixed":
                 weights = F.softmax(alpha, dim=-1)
                 pairs = [(e, o) for e in range(weights.shape[0]) for o in range(weights.shape[1])]
-                out[ct] = CellPath(pairs, weights.flatten())
+                # AllEdges: no edge weights; EdgeNormalization: softmax(beta) per node, scaling whole edges
+                _, edge_w = self.topology.relax(beta, None, tau)
+                out[ct] = CellPath(pairs, weights.flatten(), edge_w)
                 continue
             assert sample is not None
             active, edge_w = self.topology.relax(beta, sample.topology_noise[ct], tau)
@@ -302,11 +334,13 @@ class SearchAlgorithm:
 
     def describe(self) -> dict[str, object]:
         return {"algorithm": self.name, "variant": self.variant, "topology": self.topology.name,
-                "op_mode": self.op_mode, "k_samples": self.k_samples, "learns_arch": self.learns_arch,
+                "op_mode": self.op_mode, "partial_channels": self.partial, "k_samples": self.k_samples,
+                "learns_arch": self.learns_arch,
                 "beta_labels": self.topology.labels()}
 
 
 def build_algorithm(search: SearchConfig, space: SearchSpace, generator: torch.Generator) -> SearchAlgorithm:
     """From the ``search`` params section."""
     return SearchAlgorithm(search.algorithm, space, variant=search.rome_variant, topology=search.topology,
-                           k_samples=search.k_samples, init_std=search.arch_init_std, generator=generator)
+                           k_samples=search.k_samples, init_std=search.arch_init_std, generator=generator,
+                           partial_channels=search.partial_channels)

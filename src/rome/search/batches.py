@@ -6,8 +6,10 @@ these; they persist across steps and epochs (a new permutation is drawn from the
 batch has ``batch_size`` images). Saving (generator state, permutation, position) makes a resumed
 run read exactly the batches an uninterrupted one would.
 
-No augmentation in search (the method is silent; DARTS used crop+flip, which would harm digits):
-images are only scaled to [0, 1] and normalised with the prepared mean/std. The uint8 split sits on
+Augmentation (``search.augment``, resolved by ``rome.data.augmentation.resolve_search_augment``): each
+batch is randomly cropped (and flipped) in uint8 on the device, as DARTS's search loaders do for both
+halves, with offsets drawn from this iterator's generator, so the saved generator state replays the
+same crops; then scaled to [0, 1] and normalised with the prepared mean/std. The uint8 split sits on
 the compute device once, so no DataLoader workers are needed (``search.workers`` is unused here).
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import torch
 
+from rome.data.augmentation import random_crop_flip
 from rome.data.normalize import channel_stats, normalize
 
 
@@ -26,9 +29,12 @@ class EndlessBatches:
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, mean: Sequence[float],
                  std: Sequence[float], generator: torch.Generator, device: torch.device | str = "cpu",
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, augment: str = "none") -> None:
         if batch_size > len(labels):
             raise ValueError(f"batch size {batch_size} > {len(labels)} images")
+        if augment not in ("none", "crop", "crop_flip"):
+            raise ValueError(f"augment {augment!r}: expected none, crop or crop_flip (resolve 'auto' first)")
+        self.augment = augment
         self.images, self.labels = images.to(device), labels.to(device)
         self.batch_size, self.generator, self.channels_last = batch_size, generator, channels_last
         self.mean, self.std = channel_stats(mean, std, device)
@@ -48,7 +54,10 @@ class EndlessBatches:
             self.pos = 0
         idx = self.perm[self.pos:self.pos + self.batch_size].to(self.images.device)
         self.pos += self.batch_size
-        return normalize(self.images[idx], self.mean, self.std, self.channels_last), self.labels[idx]
+        images = self.images[idx]
+        if self.augment != "none":
+            images = random_crop_flip(images, self.augment == "crop_flip", self.generator)
+        return normalize(images, self.mean, self.std, self.channels_last), self.labels[idx]
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "perm": self.perm, "pos": self.pos}

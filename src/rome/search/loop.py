@@ -13,7 +13,9 @@ Where the paper is silent (choices of this project):
   * the K passes of a step run one after the other and accumulate, so peak memory is one sub-network;
   * per-epoch validation: the current argmax sub-network (the mixed supernet for darts), BatchNorm in
     eval mode, on search_val (capped at steps_per_epoch batches when that is set);
-  * on the CPU ``search.amp`` is ignored (bf16 autocast is for GPUs).
+  * on the CPU ``search.amp`` is ignored (bf16 autocast is for GPUs);
+  * augmentation (``search.augment``): both halves' batches, as DARTS's and GDAS's search loaders
+    (crop + flip for natural images, crop only for digits); validation sees raw images.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from rome.data.augmentation import resolve_search_augment
 from rome.errors import RomeError
 from rome.genotype.types import count_param_free
 from rome.precision import bf16_autocast
@@ -139,7 +142,8 @@ class SearchState:
         self.history = list(state["history"])
 
 
-def build_state(config: SearchConfig, seed: int, data: SearchData, device: torch.device | str = "cpu") -> SearchState:
+def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
+                device: torch.device | str = "cpu") -> SearchState:
     """A fresh search (call ``rome.reproducibility.seed_everything`` first for reproducible weights)."""
     s, seed = config, int(seed)
     device = torch.device(device)
@@ -149,16 +153,19 @@ def build_state(config: SearchConfig, seed: int, data: SearchData, device: torch
                         f"({len(data.train_labels)} / {len(data.val_labels)} images); lower it or enlarge data.subset")
     algorithm = build_algorithm(s, space, torch.Generator().manual_seed(seed * 10 + ARCH_INIT_SEED))
     algorithm.arch.to(device)
-    model = build_supernet(space, s.init_channels, data.num_classes, s.layers, data.in_channels).to(device)
+    model = build_supernet(space, s.init_channels, data.num_classes, s.layers, data.in_channels,
+                           partial=algorithm.partial).to(device)
     if s.channels_last:
         model = model.to(memory_format=torch.channels_last)
     parts = build_step_parts(model, algorithm, OptimizerSettings.from_search(s),
                              torch.Generator().manual_seed(seed * 10 + SAMPLE_SEED))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(parts.w_opt, T_max=s.epochs, eta_min=s.w_lr_min)
 
+    augment = resolve_search_augment(s.augment, dataset)
+
     def batches(images: torch.Tensor, labels: torch.Tensor, offset: int) -> EndlessBatches:
         return EndlessBatches(images, labels, s.batch_size, data.mean, data.std,
-                              torch.Generator().manual_seed(seed * 10 + offset), device, s.channels_last)
+                              torch.Generator().manual_seed(seed * 10 + offset), device, s.channels_last, augment)
 
     return SearchState(config, seed, space, parts, scheduler,
                        batches(data.train_images, data.train_labels, TRAIN_ORDER_SEED),
@@ -225,7 +232,7 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
     ``config`` is the typed ``search`` section; ``seed`` and ``dataset`` complete the run's identity.
     """
     log = log if log is not None else logger.info
-    state = build_state(config, seed, data, device)
+    state = build_state(config, seed, dataset, data, device)
     s = config
     fp = fingerprint(config, seed, dataset, data.manifest_sha256)
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
@@ -237,6 +244,9 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
             log(f"search: resuming {ckpt_path} after epoch {state.epoch}/{s.epochs}")
     if state.algorithm.k_samples != s.k_samples:
         log(f"search: {s.algorithm} uses K = {state.algorithm.k_samples} (search.k_samples = {s.k_samples} ignored)")
+    if state.epoch == 0:
+        log(f"search: augmentation {state.train_batches.augment} on both search halves "
+            f"(search.augment = {s.augment}, dataset {dataset})")
     steps = steps_per_epoch(state)
     val_batches = s.steps_per_epoch  # null: the whole search_val split
     run_epochs = 0

@@ -47,7 +47,7 @@ def measure_iteration(space: str = "darts", algorithm: str = "rome", k_samples: 
     algo = SearchAlgorithm(algorithm, sp, variant=variant, topology=topology, k_samples=k_samples,
                            generator=torch.Generator().manual_seed(seed))
     algo.arch.to(device)
-    model = build_supernet(sp, init_channels, num_classes, layers, in_channels).to(device)
+    model = build_supernet(sp, init_channels, num_classes, layers, in_channels, partial=algo.partial).to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     x = torch.randn(batch_size, in_channels, resolution, resolution, device=device).contiguous(memory_format=fmt)

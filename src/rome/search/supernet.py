@@ -4,6 +4,11 @@ A path is a list of (edge, op index) pairs with one weight each. A ROME sample o
 8 pairs (2 edges per node, 1 op each), a GDAS sample 14 (one op on every edge), the DARTS mixed op
 all 14 x n_ops: the memory and time of a forward follow from the path alone, and the op modules
 that are not listed are never called (tests count calls with forward hooks).
+
+A supernet built with ``partial`` = K > 1 (PC-DARTS) has ops of C/K channels: each edge runs its listed
+ops on the first C/K channels of its input, concatenates the untouched rest (2x2 max-pooled on stride-2
+edges) and shuffles the channels with K groups, as PC-DARTS's ``MixedOp``; a path's ``edge_weights``
+then scale each edge's whole output (PC-DARTS's edge normalisation).
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from rome.errors import RomeError
 from rome.spaces import SearchSpace
 from rome.spaces.ops import NB201_OPS, FactorizedReduce, ReLUConvBN, ResNetBasicBlock, make_search_op
 
@@ -28,6 +35,7 @@ class CellPath:
 
     pairs: list[tuple[int, int]]
     weights: torch.Tensor | None = None
+    edge_weights: torch.Tensor | None = None  # one scalar per edge of the space (PC-DARTS's normalised beta)
 
     def __post_init__(self) -> None:
         if self.weights is not None and self.weights.shape != (len(self.pairs),):
@@ -62,6 +70,65 @@ def _run_edges(space: SearchSpace, edge_ops: nn.ModuleList, states: list[torch.T
     return states
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """PC-DARTS's ``channel_shuffle``: view channels as (groups, C/groups), transpose, flatten."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def _run_partial_edges(space: SearchSpace, edge_ops: nn.ModuleList, states: list[torch.Tensor], path: CellPath,
+                       partial: int) -> list[torch.Tensor]:
+    """``_run_edges`` edge by edge, each edge as PC-DARTS's ``MixedOp`` on 1/``partial`` of the channels.
+
+    Per edge: ``sum_i w_i op_i(x[:, :C/K])``, concatenated with ``x[:, C/K:]`` (max-pooled 2x2 when the ops
+    halve the resolution), channel-shuffled with K groups, then times the edge's weight, as the reference's
+    ``weights2[j] * MixedOp(h)``. With K = 1 nothing bypasses and the shuffle is the identity.
+    """
+    by_edge: dict[int, list[int]] = {}
+    for i, (edge, _) in enumerate(path.pairs):
+        by_edge.setdefault(edge, []).append(i)
+    for dst in space.dst_nodes:
+        edges = [e for e in space.incoming(dst) if e in by_edge]
+        if not edges:
+            raise ValueError(f"path leaves node {dst} without any input")
+        total: torch.Tensor | None = None
+        for edge in edges:
+            x = states[space.edges[edge][0]]
+            cp = x.shape[1] // partial
+            part, rest = x[:, :cp], x[:, cp:]
+            mixed: torch.Tensor | None = None
+            for i in by_edge[edge]:
+                out = edge_ops[edge][path.pairs[i][1]](part)
+                if path.weights is not None:
+                    out = out * path.weights[i].to(out.dtype)
+                mixed = out if mixed is None else mixed + out
+            assert mixed is not None
+            if partial > 1:
+                if mixed.shape[2] != x.shape[2]:
+                    rest = F.max_pool2d(rest, 2, 2)
+                mixed = channel_shuffle(torch.cat([mixed, rest], dim=1), partial)
+            if path.edge_weights is not None:
+                mixed = mixed * path.edge_weights[edge].to(mixed.dtype)
+            total = mixed if total is None else total + mixed
+        assert total is not None
+        states.append(total)
+    return states
+
+
+def run_cell_edges(space: SearchSpace, edge_ops: nn.ModuleList, states: list[torch.Tensor], path: CellPath,
+                   partial: int = 1) -> list[torch.Tensor]:
+    """The per-pair runner for full-channel paths without edge weights, else the per-edge (PC-DARTS) one."""
+    if partial == 1 and path.edge_weights is None:
+        return _run_edges(space, edge_ops, states, path)
+    return _run_partial_edges(space, edge_ops, states, path, partial)
+
+
+def _check_partial(C: int, partial: int) -> None:
+    if partial < 1 or C % partial:
+        raise RomeError(f"search.partial_channels = {partial}: must divide every cell's channel count ({C}); "
+                        "choose a divisor of search.init_channels")
+
+
 def _edge_op_modules(space: SearchSpace, cell_type: str, build) -> nn.ModuleList:
     return nn.ModuleList(nn.ModuleList(build(edge, name) for name in space.ops(cell_type, edge))
                          for edge in range(space.n_edges))
@@ -70,21 +137,23 @@ def _edge_op_modules(space: SearchSpace, cell_type: str, build) -> nn.ModuleList
 class DartsSearchCell(nn.Module):
     """A DARTS cell whose candidate ops are indexed per edge (R-DARTS S1 differs per edge)."""
 
-    def __init__(self, space: SearchSpace, cell_type: str, C_pp: int, C_p: int, C: int, reduction_prev: bool) -> None:
+    def __init__(self, space: SearchSpace, cell_type: str, C_pp: int, C_p: int, C: int, reduction_prev: bool,
+                 partial: int = 1) -> None:
         super().__init__()
-        self.space, self.cell_type = space, cell_type
+        _check_partial(C, partial)
+        self.space, self.cell_type, self.partial = space, cell_type, partial
         self.reduction = cell_type == "reduce"
         self.preprocess0 = FactorizedReduce(C_pp, C, affine=False) if reduction_prev else ReLUConvBN(C_pp, C, 1, 1, 0, affine=False)
         self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
 
         def build(edge: int, name: str) -> nn.Module:
             stride = 2 if self.reduction and space.edges[edge][0] < 2 else 1
-            return make_search_op(name, C, stride)
+            return make_search_op(name, C // partial, stride)
 
         self.edge_ops = _edge_op_modules(space, cell_type, build)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, path: CellPath) -> torch.Tensor:
-        states = _run_edges(self.space, self.edge_ops, [self.preprocess0(s0), self.preprocess1(s1)], path)
+        states = run_cell_edges(self.space, self.edge_ops, [self.preprocess0(s0), self.preprocess1(s1)], path, self.partial)
         return torch.cat(states[2:], dim=1)
 
 
@@ -92,7 +161,7 @@ class DartsSupernet(nn.Module):
     """DARTS search network: stem, ``layers`` cells (reductions at 1/3 and 2/3 depth), pool, linear."""
 
     def __init__(self, space: SearchSpace, C: int, num_classes: int, layers: int, in_channels: int = 3,
-                 stem_multiplier: int = 3) -> None:
+                 stem_multiplier: int = 3, partial: int = 1) -> None:
         super().__init__()
         self.space = space
         C_curr = stem_multiplier * C
@@ -104,7 +173,7 @@ class DartsSupernet(nn.Module):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 C_curr *= 2
-            cell = DartsSearchCell(space, "reduce" if reduction else "normal", C_pp, C_p, C_curr, reduction_prev)
+            cell = DartsSearchCell(space, "reduce" if reduction else "normal", C_pp, C_p, C_curr, reduction_prev, partial)
             self.cells.append(cell)
             reduction_prev = reduction
             C_pp, C_p = C_p, space.nodes * C_curr
@@ -120,13 +189,15 @@ class DartsSupernet(nn.Module):
 class NB201SearchCell(nn.Module):
     """NAS-Bench-201 cell: node i sums the listed ops of edges j -> i; output is the last node."""
 
-    def __init__(self, space: SearchSpace, C: int) -> None:
+    def __init__(self, space: SearchSpace, C: int, partial: int = 1) -> None:
         super().__init__()
-        self.space, self.cell_type = space, "normal"
-        self.edge_ops = _edge_op_modules(space, "normal", lambda edge, name: NB201_OPS[name](C, C, 1, False))
+        _check_partial(C, partial)
+        self.space, self.cell_type, self.partial = space, "normal", partial
+        Cp = C // partial
+        self.edge_ops = _edge_op_modules(space, "normal", lambda edge, name: NB201_OPS[name](Cp, Cp, 1, False))
 
     def forward(self, x: torch.Tensor, path: CellPath) -> torch.Tensor:
-        return _run_edges(self.space, self.edge_ops, [x], path)[-1]
+        return run_cell_edges(self.space, self.edge_ops, [x], path, self.partial)[-1]
 
 
 class NB201Supernet(nn.Module):
@@ -135,7 +206,8 @@ class NB201Supernet(nn.Module):
     Stem and ResNet blocks keep affine BatchNorm, cell ops use affine=False (as GDAS's NB201 search).
     """
 
-    def __init__(self, space: SearchSpace, C: int, num_classes: int, cells_per_stage: int, in_channels: int = 3) -> None:
+    def __init__(self, space: SearchSpace, C: int, num_classes: int, cells_per_stage: int, in_channels: int = 3,
+                 partial: int = 1) -> None:
         super().__init__()
         self.space = space
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
@@ -145,7 +217,7 @@ class NB201Supernet(nn.Module):
             C_curr = C * mult
             if stage > 0:
                 blocks.append(ResNetBasicBlock(C_prev, C_curr, 2, affine=True))
-            blocks += [NB201SearchCell(space, C_curr) for _ in range(cells_per_stage)]
+            blocks += [NB201SearchCell(space, C_curr, partial) for _ in range(cells_per_stage)]
             C_prev = C_curr
         self.cells = nn.ModuleList(blocks)
         self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=True))
@@ -158,8 +230,10 @@ class NB201Supernet(nn.Module):
         return self.classifier(self.lastact(h).mean(dim=(2, 3)))
 
 
-def build_supernet(space: SearchSpace, init_channels: int, num_classes: int, layers: int, in_channels: int) -> nn.Module:
-    """``layers`` = number of cells for DARTS spaces, cells per stage (NB201's N) for nb201."""
+def build_supernet(space: SearchSpace, init_channels: int, num_classes: int, layers: int, in_channels: int,
+                   partial: int = 1) -> nn.Module:
+    """``layers`` = number of cells for DARTS spaces, cells per stage (NB201's N) for nb201; ``partial`` = the
+    PC-DARTS K (cell ops of C/K channels), 1 for every other algorithm."""
     if space.kind == "nb201":
-        return NB201Supernet(space, init_channels, num_classes, layers, in_channels)
-    return DartsSupernet(space, init_channels, num_classes, layers, in_channels)
+        return NB201Supernet(space, init_channels, num_classes, layers, in_channels, partial=partial)
+    return DartsSupernet(space, init_channels, num_classes, layers, in_channels, partial=partial)

@@ -13,19 +13,8 @@ import torch
 from timm.data.random_erasing import RandomErasing
 from torchvision.transforms import v2
 
-# Datasets whose labels change under a mirror image: handwritten digits (a flipped 2, 3, 7 is no
-# longer that digit). The paper is silent (it only trains on CIFAR / ImageNet); our choice.
-NO_FLIP_DATASETS = frozenset({"mnist5k", "svhn"})
+from rome.data.augmentation import NO_FLIP_DATASETS, crop_padding, uses_flip  # noqa: F401  (shared with the search)
 
-
-def uses_flip(dataset: str) -> bool:
-    """Horizontal flip for natural images only; digit datasets are not mirror-invariant."""
-    return dataset not in NO_FLIP_DATASETS
-
-
-def crop_padding(resolution: int) -> int:
-    """DARTS pads 4 px on 32 px images: keep the same 1/8 ratio (at least 1 px)."""
-    return max(1, resolution // 8)
 
 
 def train_transform(resolution: int, flip: bool) -> Callable[[torch.Tensor], torch.Tensor]:
