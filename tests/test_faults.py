@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from filelock import MarkerSoftFileLock
 from safetensors.torch import load_file
 
 from conftest import REPO, make_archive, write_image_tree
@@ -25,6 +27,7 @@ from rome import cli, tracking
 from rome.artifacts import read_json
 from rome.config import load_params, resolve
 from rome.errors import RomeError
+from rome.locks import describe_holder
 from rome.paths import checkpoint_dir
 from rome.search.checkpoint import load_checkpoint
 
@@ -266,6 +269,21 @@ def test_second_run_refuses_naming_holder_then_takes_over_stale_lock(ws: Path, c
     rc, lines = rome(ws, capsys, "search")
     assert rc == 0, lines
     assert (search_dir / "arch.safetensors").is_file() and not (search_dir.parent / ".search.lock").exists()
+
+
+def test_holder_named_even_if_asked_before_it_wrote_its_record(tmp_path: Path) -> None:
+    """filelock creates the marker, then writes the holder record: a refusal in between still names the PID."""
+    real = tmp_path / ".real.lock"
+    holder = MarkerSoftFileLock(str(real))
+    holder.acquire(timeout=0)
+    record = real.read_text()
+    early = tmp_path / ".early.lock"
+    early.touch()  # the marker as a racing holder leaves it for an instant
+    threading.Timer(0.3, early.write_text, args=(record,)).start()
+    try:
+        assert describe_holder(MarkerSoftFileLock(str(early))) == f"PID {os.getpid()} on host {socket.gethostname()}"
+    finally:
+        holder.release()
 
 
 def test_wait_waits_for_the_holder(ws: Path, capsys: pytest.CaptureFixture) -> None:

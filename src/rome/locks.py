@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,13 @@ def stage_folders(params: dict[str, Any], stage: str, out: Path) -> list[Path]:
     return folders
 
 
-def describe_holder(lock: MarkerSoftFileLock) -> str:
+def describe_holder(lock: MarkerSoftFileLock, settle_s: float = 2.0) -> str:
+    """Name the holder; polls briefly because a holder creates the marker before it writes its record."""
+    deadline = time.monotonic() + settle_s
     owner = lock.owner
+    while owner is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        owner = lock.owner
     if owner is None:
         return "a process that left no readable record"
     return f"PID {owner.pid} on host {owner.hostname}"
