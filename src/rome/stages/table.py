@@ -101,7 +101,8 @@ def main(args: argparse.Namespace) -> int:
         return _engine(["dvc", "repro", *(f"{path}:report-{t.name}" for t in tables)])
     if args.engine == "snakemake":
         targets = [str(report_files(t.name, scale.name)[0]) for t in tables]
-        return _engine(["snakemake", "--cores", str(args.cores), *targets])
+        # --rerun-incomplete: a job killed mid-run reruns (and rome resumes it from its checkpoint)
+        return _engine(["snakemake", "--cores", str(args.cores), "--rerun-incomplete", *targets])
     raise RomeError("rome table: say what to do: --engine dvc|snakemake, --report, --plan, --write-dvc or --check")
 
 
