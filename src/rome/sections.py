@@ -60,6 +60,9 @@ class SearchConfig(Section):
     nodes: int
     partial_channels: int
     augment: str
+    mode: str
+    unrolled: bool | None
+    arch_warmup_epochs: int | None
     w_lr: float
     w_lr_min: float
     w_momentum: float

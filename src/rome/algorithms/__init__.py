@@ -15,10 +15,11 @@ from rome.algorithms import random_search  # noqa: F401  isort: skip
 from rome.algorithms.registry import (
     ALGORITHMS,
     AlgorithmSpec,
+    ReferenceBehaviour,
     algorithm_names,
     find_algorithm,
     get_algorithm,
     register_algorithm,
 )
 
-__all__ = ["ALGORITHMS", "AlgorithmSpec", "algorithm_names", "find_algorithm", "get_algorithm", "register_algorithm"]
+__all__ = ["ALGORITHMS", "AlgorithmSpec", "ReferenceBehaviour", "algorithm_names", "find_algorithm", "get_algorithm", "register_algorithm"]

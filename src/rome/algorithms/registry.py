@@ -16,6 +16,39 @@ TOPOLOGIES = ("learned", "uniform", "all", "normalized")
 
 
 @dataclass(frozen=True)
+class ReferenceBehaviour:
+    """What ``search.mode: reference`` changes for one algorithm: its authors' code, where our loop differs.
+
+    Every field's default is the controlled comparison (every method in the same loop), so an
+    algorithm without reference code (rome, random) keeps the default and reference mode changes
+    nothing for it. ``weights_first``: the weight step runs before the architecture step on each
+    batch (GDAS). ``unrolled``: the second-order architecture gradient (DARTS), unless
+    ``search.unrolled`` says otherwise. ``lastact``: BatchNorm + ReLU before global pooling in the
+    DARTS-space supernet (GDAS's ``NASNetworkGDAS``). ``unselected_weights``: on NAS-Bench-201 the
+    node also receives the (zero-valued) straight-through weight of every unselected op, as a scalar
+    (GDAS's ``forward_gdas``). ``pool_bn``: BatchNorm after search pools in DARTS-space cells (GDAS's
+    ops have none). ``nesterov``: Nesterov momentum in the weight optimiser (GDAS's configs).
+    ``lr_epoch_shift``: the cosine schedule is stepped at the start of each epoch, so epoch e runs at
+    the rate of e + 1 (DARTS's and PC-DARTS's ``scheduler.step()`` before training). ``arch_warmup``:
+    the fraction of the epochs without architecture steps (PC-DARTS: 15 of 50), unless
+    ``search.arch_warmup_epochs`` is set. ``source``: the files this was read from.
+    """
+
+    weights_first: bool = False
+    unrolled: bool = False
+    lastact: bool = False
+    unselected_weights: bool = False
+    pool_bn: bool = True
+    nesterov: bool = False
+    lr_epoch_shift: bool = False
+    arch_warmup: float = 0.0
+    source: str = ""
+
+
+CONTROLLED = ReferenceBehaviour()
+
+
+@dataclass(frozen=True)
 class AlgorithmSpec:
     """What one search algorithm is, as data.
 
@@ -27,6 +60,7 @@ class AlgorithmSpec:
     is stored (``rome.genotype.derivation``). ``init_std``: the std of the initial logits, ``None`` =
     ``search.arch_init_std``. ``partial``: the mixed op sees 1/K of an edge's channels
     (K = ``search.partial_channels``), the rest bypass it (PC-DARTS); only with ``op_mode`` mixed.
+    ``reference``: what ``search.mode: reference`` changes (``ReferenceBehaviour``; the default changes nothing).
     """
 
     name: str
@@ -37,6 +71,7 @@ class AlgorithmSpec:
     rule: str
     init_std: float | None = None
     partial: bool = False
+    reference: ReferenceBehaviour = CONTROLLED
     summary: str = ""
 
     def __post_init__(self) -> None:
@@ -44,6 +79,8 @@ class AlgorithmSpec:
             raise ValueError(f"{self.name}: op_mode {self.op_mode!r} not in {OP_MODES}")
         if self.topology not in TOPOLOGIES:
             raise ValueError(f"{self.name}: topology {self.topology!r} not in {TOPOLOGIES}")
+        if not 0.0 <= self.reference.arch_warmup < 1.0:
+            raise ValueError(f"{self.name}: reference arch_warmup {self.reference.arch_warmup} not in [0, 1)")
         if self.partial and self.op_mode != "mixed":
             raise ValueError(f"{self.name}: partial channels need op_mode 'mixed' (every op of an edge on the 1/K part)")
 

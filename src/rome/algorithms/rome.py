@@ -1,4 +1,7 @@
-"""ROME (Wang et al., ICCV 2023): Gumbel-max ops, Gumbel-Top-k inputs over a learned beta, K samples per step."""
+"""ROME (Wang et al., ICCV 2023): Gumbel-max ops, Gumbel-Top-k inputs over a learned beta, K samples per step.
+
+No official ROME code exists, so ``search.mode: reference`` changes nothing for it (default ``reference``).
+"""
 
 from rome.algorithms.registry import AlgorithmSpec, register_algorithm
 

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from rome.algorithms import get_algorithm
 from rome.errors import RomeError
 from rome.genotype.derivation import CellSearchSpace, derivation_rule, derive_cell
-from rome.search.sampling import gumbel_max, gumbel_noise, gumbel_topk
+from rome.search.modes import resolve_behaviour
+from rome.search.sampling import gumbel_max, gumbel_noise, gumbel_topk, unselected_weight_sum
 from rome.search.supernet import CellPath
 from rome.sections import SearchConfig
 from rome.spaces import SearchSpace
@@ -203,7 +204,7 @@ class SearchAlgorithm:
 
     def __init__(self, name: str, space: SearchSpace, *, variant: str = "v2", topology: bool = True,
                  k_samples: int = 1, init_std: float = 1e-3, generator: torch.Generator | None = None,
-                 partial_channels: int = 4) -> None:
+                 partial_channels: int = 4, unselected_weights: bool = False) -> None:
         spec = get_algorithm(name)
         if variant not in VARIANTS:
             raise RomeError(f"search.rome_variant = {variant!r}: expected one of {list(VARIANTS)}")
@@ -227,6 +228,8 @@ class SearchAlgorithm:
         if self.partial < 1:
             raise RomeError(f"search.partial_channels = {partial_channels}: expected >= 1")
         self.learns_arch = spec.learns_arch
+        # GDAS reference on NB201: each node also gets the unchosen ops' zero-valued weights (rome.search.modes)
+        self.unselected_weights = unselected_weights and spec.op_mode == "gumbel"
         self.k_samples = spec.fixed_k if spec.fixed_k is not None else k_samples
         # random: standard-normal logits, so their argmax is a uniformly random architecture
         std = spec.init_std if spec.init_std is not None else init_std
@@ -271,7 +274,11 @@ class SearchAlgorithm:
             weights = torch.stack([op_w[e] for e in active])
             if edge_w is not None:
                 weights = edge_w * weights
-            out[ct] = CellPath(pairs, weights)
+            offsets = None
+            if self.unselected_weights:
+                rest = unselected_weight_sum(alpha, sample.op_noise[ct], tau)
+                offsets = torch.stack([rest[e] for e in active])
+            out[ct] = CellPath(pairs, weights, offsets=offsets)
         return out
 
     # -- the architecture it currently prefers -----------------------------------------------------
@@ -335,12 +342,14 @@ class SearchAlgorithm:
     def describe(self) -> dict[str, object]:
         return {"algorithm": self.name, "variant": self.variant, "topology": self.topology.name,
                 "op_mode": self.op_mode, "partial_channels": self.partial, "k_samples": self.k_samples,
+                "unselected_weights": self.unselected_weights,
                 "learns_arch": self.learns_arch,
                 "beta_labels": self.topology.labels()}
 
 
 def build_algorithm(search: SearchConfig, space: SearchSpace, generator: torch.Generator) -> SearchAlgorithm:
-    """From the ``search`` params section."""
+    """From the ``search`` params section (``search.mode`` included: ``rome.search.modes``)."""
+    behaviour = resolve_behaviour(search, space)
     return SearchAlgorithm(search.algorithm, space, variant=search.rome_variant, topology=search.topology,
                            k_samples=search.k_samples, init_std=search.arch_init_std, generator=generator,
-                           partial_channels=search.partial_channels)
+                           partial_channels=search.partial_channels, unselected_weights=behaviour.unselected_weights)

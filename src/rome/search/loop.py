@@ -2,8 +2,13 @@
 step, K samples, gradients averaged, Adam; then a weight step, K fresh samples, gradients summed,
 clipped, SGD), validation and a checkpoint after every epoch.
 
+``search.mode: reference`` (``rome.search.modes``) runs a baseline as its authors' code does: the
+supernet (lastact, pool BN), the weight optimiser (Nesterov), the schedule (stepped at the start of
+each epoch), the warm-up epochs without architecture steps and the step order / unrolled gradient
+(``StepParts``) come from its ``SearchBehaviour``; controlled mode (default) is the loop below unchanged.
+
 The same loop runs every algorithm: what differs (K, the sampled paths, whether alpha/beta learn)
-comes from ``SearchAlgorithm``. Only first-order gradients (no unrolled hypergradient).
+comes from ``SearchAlgorithm``. First-order gradients unless ``search.unrolled`` (or DARTS's reference mode).
 
 Where the paper is silent (choices of this project):
   * tau: linear tau_max -> tau_min over the epochs, one value per epoch, shared by edges and ops (GDAS);
@@ -25,6 +30,7 @@ import math
 import resource
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +49,7 @@ from rome.reproducibility import rng_state, set_rng_state
 from rome.search.algorithms import SearchAlgorithm, build_algorithm
 from rome.search.batches import EndlessBatches, sequential_batches
 from rome.search.checkpoint import CHECKPOINT_FILE, fingerprint, load_checkpoint, save_checkpoint
+from rome.search.modes import SearchBehaviour, resolve_behaviour
 from rome.search.sampling import linear_tau
 from rome.search.step import OptimizerSettings, StepParts, build_step_parts, search_step
 from rome.search.supernet import CellPath, build_supernet
@@ -97,6 +104,7 @@ class SearchState:
     val_batches: EndlessBatches
     data: SearchData
     device: torch.device
+    behaviour: SearchBehaviour = field(default_factory=SearchBehaviour)
     epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -151,15 +159,22 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
     if s.batch_size > min(len(data.train_labels), len(data.val_labels)):
         raise RomeError(f"search.batch_size = {s.batch_size}: larger than the search splits "
                         f"({len(data.train_labels)} / {len(data.val_labels)} images); lower it or enlarge data.subset")
+    behaviour = resolve_behaviour(s, space)
     algorithm = build_algorithm(s, space, torch.Generator().manual_seed(seed * 10 + ARCH_INIT_SEED))
     algorithm.arch.to(device)
     model = build_supernet(space, s.init_channels, data.num_classes, s.layers, data.in_channels,
-                           partial=algorithm.partial).to(device)
+                           partial=algorithm.partial, lastact=behaviour.lastact, pool_bn=behaviour.pool_bn).to(device)
     if s.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    parts = build_step_parts(model, algorithm, OptimizerSettings.from_search(s),
+    parts = build_step_parts(model, algorithm, OptimizerSettings.from_search(s, nesterov=behaviour.nesterov),
                              torch.Generator().manual_seed(seed * 10 + SAMPLE_SEED))
+    parts.weights_first, parts.unrolled = behaviour.weights_first, behaviour.unrolled
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(parts.w_opt, T_max=s.epochs, eta_min=s.w_lr_min)
+    if behaviour.lr_epoch_shift:
+        # DARTS / PC-DARTS call scheduler.step() at the START of each epoch: epoch e runs at the rate of e + 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "step() before optimizer.step()": intended here
+            scheduler.step()
 
     augment = resolve_search_augment(s.augment, dataset)
 
@@ -169,7 +184,7 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
 
     return SearchState(config, seed, space, parts, scheduler,
                        batches(data.train_images, data.train_labels, TRAIN_ORDER_SEED),
-                       batches(data.val_images, data.val_labels, VAL_ORDER_SEED), data, device)
+                       batches(data.val_images, data.val_labels, VAL_ORDER_SEED), data, device, behaviour)
 
 
 # ----------------------------------------------------------------------------- evaluation and statistics
@@ -244,6 +259,13 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
             log(f"search: resuming {ckpt_path} after epoch {state.epoch}/{s.epochs}")
     if state.algorithm.k_samples != s.k_samples:
         log(f"search: {s.algorithm} uses K = {state.algorithm.k_samples} (search.k_samples = {s.k_samples} ignored)")
+    b = state.behaviour
+    if state.epoch == 0 and b.mode != "controlled":
+        log(f"search: mode {b.mode} for {s.algorithm}: weights first {b.weights_first}, unrolled {b.unrolled}, "
+            f"lastact {b.lastact}, unselected weights {b.unselected_weights}, pool BN {b.pool_bn}, "
+            f"nesterov {b.nesterov}, lr shifted one epoch {b.lr_epoch_shift}, arch warm-up epochs {b.arch_warmup_epochs}")
+    elif state.epoch == 0 and (b.unrolled or b.arch_warmup_epochs):
+        log(f"search: unrolled {b.unrolled}, arch warm-up epochs {b.arch_warmup_epochs}")
     if state.epoch == 0:
         log(f"search: augmentation {state.train_batches.augment} on both search halves "
             f"(search.augment = {s.augment}, dataset {dataset})")
@@ -258,6 +280,7 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
         if state.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(state.device)
         tau = linear_tau(epoch, s.epochs, s.tau_max, s.tau_min)
+        state.parts.arch_active = epoch >= b.arch_warmup_epochs
         lr = state.parts.w_opt.param_groups[0]["lr"]
         sums: dict[str, float] = {}
         bar = tqdm(range(steps), desc=f"search {epoch + 1}/{s.epochs}", file=sys.stderr, leave=False,

@@ -55,6 +55,20 @@ def gumbel_max(logits: torch.Tensor, noise: torch.Tensor, tau: float) -> tuple[t
     return index, weight
 
 
+def unselected_weight_sum(logits: torch.Tensor, noise: torch.Tensor, tau: float) -> torch.Tensor:
+    """Per row, the sum of the straight-through weights of the entries Gumbel-max did NOT choose.
+
+    Its value is exactly 0 (``0 - s + s``), its gradient is 1 on each unchosen entry's tempered softmax:
+    GDAS's NAS-Bench-201 cell (``forward_gdas``) adds these zero-valued weights to the node as scalars,
+    which gives every unchosen logit the gradient sum(dL/dnode), a chosen ``none`` included.
+    """
+    perturbed = F.log_softmax(logits, dim=-1) + noise.to(logits.device, logits.dtype)
+    index = perturbed.argmax(dim=-1)
+    soft = F.softmax(perturbed / tau, dim=-1)
+    hard = (torch.arange(logits.shape[-1], device=logits.device) == index.unsqueeze(-1)).to(soft.dtype)
+    return (straight_through(hard, soft) * (1.0 - hard)).sum(-1)
+
+
 def gumbel_topk(logits: torch.Tensor, noise: torch.Tensor, k: int, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Gumbel-Top-k over the last dimension: k distinct entries drawn without replacement (Plackett-Luce).
 

@@ -4,6 +4,10 @@
 an architecture step first (K samples on the same ``search_val`` batch, gradients averaged, Adam),
 then a weight step (K fresh samples on the same ``search_train`` batch, gradients summed, clipped,
 SGD). Writing it once is what makes the profiled and benchmarked iteration the searched one.
+Reference mode (``rome.search.modes``) changes only three things here, each a field of ``StepParts``:
+the order of the two steps (``weights_first``, GDAS), the architecture gradient (``unrolled``, DARTS's
+second order: ``rome.search.unrolled``) and whether this epoch takes architecture steps at all
+(``arch_active``, PC-DARTS's warm-up).
 
 The optimiser settings are built in one place (``OptimizerSettings`` -> ``build_optimizers``); its
 defaults are the DARTS/ROME paper values the profiler and the benchmark use.
@@ -21,6 +25,7 @@ import torch.nn.functional as F
 
 from rome.precision import bf16_autocast
 from rome.search.algorithms import ArchSample, SearchAlgorithm
+from rome.search.unrolled import unrolled_arch_gradients
 from rome.sections import SearchConfig
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -38,11 +43,13 @@ class OptimizerSettings:
     a_beta2: float = 0.999
     a_weight_decay: float = 1e-3
     grad_clip: float = 5.0
+    w_nesterov: bool = False  # not a key: GDAS's reference mode (rome.search.modes)
 
     @classmethod
-    def from_search(cls, search: SearchConfig) -> OptimizerSettings:
-        """From the typed ``search`` section (its fields are named like these)."""
-        return cls(**{name: getattr(search, name) for name in cls.__dataclass_fields__})
+    def from_search(cls, search: SearchConfig, nesterov: bool = False) -> OptimizerSettings:
+        """From the typed ``search`` section (its fields are named like these) and the mode's Nesterov flag."""
+        keys = {name: getattr(search, name) for name in cls.__dataclass_fields__ if hasattr(search, name)}
+        return cls(**keys, w_nesterov=nesterov)
 
 
 @dataclass
@@ -55,6 +62,9 @@ class StepParts:
     a_opt: torch.optim.Adam | None
     sample_gen: torch.Generator
     grad_clip: float
+    weights_first: bool = False  # GDAS reference: the weight step before the architecture step
+    unrolled: bool = False  # DARTS's second-order architecture gradient (mixed-op algorithms)
+    arch_active: bool = True  # False during PC-DARTS's warm-up epochs: weight steps only
 
     def draw(self) -> list[ArchSample | None]:
         """K sub-network draws from the run's own sample generator."""
@@ -65,7 +75,8 @@ def build_optimizers(model: nn.Module, algorithm: SearchAlgorithm,
                      settings: OptimizerSettings) -> tuple[torch.optim.SGD, torch.optim.Adam | None]:
     """(SGD on the weights, Adam on alpha/beta or ``None`` when the algorithm learns no architecture)."""
     w_opt = torch.optim.SGD(model.parameters(), lr=settings.w_lr, momentum=settings.w_momentum,
-                            weight_decay=settings.w_weight_decay)
+                            weight_decay=settings.w_weight_decay,
+                            nesterov=settings.w_nesterov and settings.w_momentum > 0)
     a_opt = (torch.optim.Adam(algorithm.arch.parameters(), lr=settings.a_lr, betas=(settings.a_beta1, settings.a_beta2),
                               weight_decay=settings.a_weight_decay) if algorithm.learns_arch else None)
     return w_opt, a_opt
@@ -125,18 +136,39 @@ def search_step(parts: StepParts, data_train: Iterator[Batch], data_val: Iterato
     """One iteration: ``arch_loss`` (when the algorithm learns alpha/beta), ``train_loss``, ``train_acc``.
 
     The data come as iterators, not batches, because an algorithm that learns no architecture
-    (random) never takes an architecture batch: its ``search_val`` stream stays where it was.
+    (random), or an epoch of PC-DARTS's warm-up, never takes an architecture batch: its ``search_val``
+    stream stays where it was. The weight batch is taken first because the unrolled gradient needs it.
     """
     out: dict[str, float] = {}
-    if parts.algorithm.learns_arch:
-        assert parts.a_opt is not None
-        xa, ya = next(data_val)
-        parts.a_opt.zero_grad(set_to_none=True)
-        out["arch_loss"] = arch_gradients(parts.model, parts.algorithm, xa, ya, parts.draw(), tau, amp)
-        parts.a_opt.step()
-    xw, yw = next(data_train)
+    train_batch = next(data_train)
+    if parts.weights_first:
+        out.update(weight_step(parts, train_batch, tau, amp))
+    if parts.algorithm.learns_arch and parts.arch_active:
+        out["arch_loss"] = arch_step(parts, next(data_val), train_batch, tau, amp)
+    if not parts.weights_first:
+        out.update(weight_step(parts, train_batch, tau, amp))
+    return out
+
+
+def arch_step(parts: StepParts, val_batch: Batch, train_batch: Batch, tau: float, amp: str = "none") -> float:
+    """The architecture step (Adam on alpha/beta); returns the architecture loss."""
+    assert parts.a_opt is not None
+    xa, ya = val_batch
+    parts.a_opt.zero_grad(set_to_none=True)
+    if parts.unrolled:
+        (sample,) = parts.draw()  # mixed-op algorithms: K = 1, no noise
+        loss = unrolled_arch_gradients(parts.model, parts.algorithm, train_batch, val_batch, parts.w_opt, sample, tau, amp)
+    else:
+        loss = arch_gradients(parts.model, parts.algorithm, xa, ya, parts.draw(), tau, amp)
+    parts.a_opt.step()
+    return loss
+
+
+def weight_step(parts: StepParts, train_batch: Batch, tau: float, amp: str = "none") -> dict[str, float]:
+    """The weight step (K samples summed, clipped, SGD); returns ``train_loss`` and ``train_acc``."""
+    xw, yw = train_batch
     parts.w_opt.zero_grad(set_to_none=True)
-    out["train_loss"], out["train_acc"] = weight_gradients(parts.model, parts.algorithm, xw, yw, parts.draw(), tau, amp)
+    loss, acc = weight_gradients(parts.model, parts.algorithm, xw, yw, parts.draw(), tau, amp)
     nn.utils.clip_grad_norm_(parts.model.parameters(), parts.grad_clip)
     parts.w_opt.step()
-    return out
+    return {"train_loss": loss, "train_acc": acc}

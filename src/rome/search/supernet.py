@@ -36,10 +36,13 @@ class CellPath:
     pairs: list[tuple[int, int]]
     weights: torch.Tensor | None = None
     edge_weights: torch.Tensor | None = None  # one scalar per edge of the space (PC-DARTS's normalised beta)
+    offsets: torch.Tensor | None = None  # one scalar per pair added to its output (GDAS's NB201 unchosen weights)
 
     def __post_init__(self) -> None:
         if self.weights is not None and self.weights.shape != (len(self.pairs),):
             raise ValueError(f"{len(self.pairs)} pairs but weights of shape {tuple(self.weights.shape)}")
+        if self.offsets is not None and self.offsets.shape != (len(self.pairs),):
+            raise ValueError(f"{len(self.pairs)} pairs but offsets of shape {tuple(self.offsets.shape)}")
 
 
 Paths = Mapping[str, CellPath]
@@ -64,6 +67,8 @@ def _run_edges(space: SearchSpace, edge_ops: nn.ModuleList, states: list[torch.T
             out = edge_ops[edge][op](states[src])
             if path.weights is not None:
                 out = out * path.weights[i].to(out.dtype)
+            if path.offsets is not None:
+                out = out + path.offsets[i].to(out.dtype)
             total = out if total is None else total + out
         assert total is not None
         states.append(total)
@@ -120,6 +125,8 @@ def run_cell_edges(space: SearchSpace, edge_ops: nn.ModuleList, states: list[tor
     """The per-pair runner for full-channel paths without edge weights, else the per-edge (PC-DARTS) one."""
     if partial == 1 and path.edge_weights is None:
         return _run_edges(space, edge_ops, states, path)
+    if path.offsets is not None:
+        raise ValueError("per-pair offsets need full-channel paths without edge weights")
     return _run_partial_edges(space, edge_ops, states, path, partial)
 
 
@@ -138,7 +145,7 @@ class DartsSearchCell(nn.Module):
     """A DARTS cell whose candidate ops are indexed per edge (R-DARTS S1 differs per edge)."""
 
     def __init__(self, space: SearchSpace, cell_type: str, C_pp: int, C_p: int, C: int, reduction_prev: bool,
-                 partial: int = 1) -> None:
+                 partial: int = 1, pool_bn: bool = True) -> None:
         super().__init__()
         _check_partial(C, partial)
         self.space, self.cell_type, self.partial = space, cell_type, partial
@@ -148,7 +155,7 @@ class DartsSearchCell(nn.Module):
 
         def build(edge: int, name: str) -> nn.Module:
             stride = 2 if self.reduction and space.edges[edge][0] < 2 else 1
-            return make_search_op(name, C // partial, stride)
+            return make_search_op(name, C // partial, stride, pool_bn)
 
         self.edge_ops = _edge_op_modules(space, cell_type, build)
 
@@ -158,10 +165,14 @@ class DartsSearchCell(nn.Module):
 
 
 class DartsSupernet(nn.Module):
-    """DARTS search network: stem, ``layers`` cells (reductions at 1/3 and 2/3 depth), pool, linear."""
+    """DARTS search network: stem, ``layers`` cells (reductions at 1/3 and 2/3 depth), pool, linear.
+
+    ``lastact``: BatchNorm + ReLU before the pooling (GDAS's ``NASNetworkGDAS``; DARTS's network has none).
+    ``pool_bn``: BatchNorm(affine=False) after search pools (DARTS's MixedOp; GDAS's ops have none).
+    """
 
     def __init__(self, space: SearchSpace, C: int, num_classes: int, layers: int, in_channels: int = 3,
-                 stem_multiplier: int = 3, partial: int = 1) -> None:
+                 stem_multiplier: int = 3, partial: int = 1, lastact: bool = False, pool_bn: bool = True) -> None:
         super().__init__()
         self.space = space
         C_curr = stem_multiplier * C
@@ -173,16 +184,20 @@ class DartsSupernet(nn.Module):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 C_curr *= 2
-            cell = DartsSearchCell(space, "reduce" if reduction else "normal", C_pp, C_p, C_curr, reduction_prev, partial)
+            cell = DartsSearchCell(space, "reduce" if reduction else "normal", C_pp, C_p, C_curr, reduction_prev, partial,
+                                   pool_bn)
             self.cells.append(cell)
             reduction_prev = reduction
             C_pp, C_p = C_p, space.nodes * C_curr
+        self.lastact = nn.Sequential(nn.BatchNorm2d(C_p), nn.ReLU(inplace=False)) if lastact else None
         self.classifier = nn.Linear(C_p, num_classes)
 
     def forward(self, x: torch.Tensor, paths: Paths) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, paths[cell.cell_type])
+        if self.lastact is not None:
+            s1 = self.lastact(s1)
         return self.classifier(s1.mean(dim=(2, 3)))  # global average pool (deterministic backward on CUDA)
 
 
@@ -231,9 +246,11 @@ class NB201Supernet(nn.Module):
 
 
 def build_supernet(space: SearchSpace, init_channels: int, num_classes: int, layers: int, in_channels: int,
-                   partial: int = 1) -> nn.Module:
+                   partial: int = 1, lastact: bool = False, pool_bn: bool = True) -> nn.Module:
     """``layers`` = number of cells for DARTS spaces, cells per stage (NB201's N) for nb201; ``partial`` = the
-    PC-DARTS K (cell ops of C/K channels), 1 for every other algorithm."""
+    PC-DARTS K (cell ops of C/K channels), 1 for every other algorithm; ``lastact`` and ``pool_bn`` (DARTS
+    spaces; the NB201 supernet always has its lastact) come from ``rome.search.modes``."""
     if space.kind == "nb201":
         return NB201Supernet(space, init_channels, num_classes, layers, in_channels, partial=partial)
-    return DartsSupernet(space, init_channels, num_classes, layers, in_channels, partial=partial)
+    return DartsSupernet(space, init_channels, num_classes, layers, in_channels, partial=partial, lastact=lastact,
+                         pool_bn=pool_bn)

@@ -149,9 +149,10 @@ def make_op(name: str, C: int, stride: int, affine: bool, pool_bn: bool = False)
     return op
 
 
-def make_search_op(name: str, C: int, stride: int) -> nn.Module:
-    """The search-network version: affine=False everywhere and BN after pools (DARTS protocol)."""
-    return make_op(name, C, stride, affine=False, pool_bn=True)
+def make_search_op(name: str, C: int, stride: int, pool_bn: bool = True) -> nn.Module:
+    """The search-network version: affine=False everywhere and BN after pools (DARTS protocol; GDAS's
+    reference mode passes ``pool_bn=False``: its search pools have none)."""
+    return make_op(name, C, stride, affine=False, pool_bn=pool_bn)
 
 
 # ----------------------------------------------------------------------------- NAS-Bench-201 ops

@@ -1,0 +1,60 @@
+"""``search.mode``: the controlled comparison (default) or each baseline as its authors' code runs it.
+
+The facts come from the algorithm registry (``AlgorithmSpec.reference``: a ``ReferenceBehaviour``);
+this module only resolves them against the params into the concrete ``SearchBehaviour`` the supernet,
+the optimisers and the step read, so nothing downstream branches on an algorithm's name. Controlled
+mode is today's loop for every algorithm. ``search.unrolled`` and ``search.arch_warmup_epochs``
+override what the mode says in either mode (null = the mode decides).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rome.algorithms import get_algorithm
+from rome.algorithms.registry import CONTROLLED
+from rome.errors import RomeError
+from rome.sections import SearchConfig
+from rome.spaces import SearchSpace
+
+MODES = ("controlled", "reference")
+
+
+@dataclass(frozen=True)
+class SearchBehaviour:
+    """What one search does differently from the controlled loop (all defaults = controlled)."""
+
+    mode: str = "controlled"
+    weights_first: bool = False  # weight step before the architecture step on each batch
+    unrolled: bool = False  # second-order architecture gradient
+    lastact: bool = False  # BN + ReLU before the DARTS-space supernet's pooling
+    unselected_weights: bool = False  # NB201 node += zero-valued weights of the unselected ops
+    pool_bn: bool = True  # BatchNorm after search pools (DARTS-space cells)
+    nesterov: bool = False
+    lr_epoch_shift: bool = False  # epoch e runs at the cosine rate of e + 1
+    arch_warmup_epochs: int = 0
+
+
+def resolve_behaviour(search: SearchConfig, space: SearchSpace) -> SearchBehaviour:
+    """The behaviour ``search`` asks for on ``space``; one-line ``RomeError`` for an impossible request."""
+    if search.mode not in MODES:
+        raise RomeError(f"search.mode = {search.mode!r}: expected one of {list(MODES)}")
+    spec = get_algorithm(search.algorithm)
+    ref = spec.reference if search.mode == "reference" else CONTROLLED
+    darts_space = space.kind != "nb201"
+    unrolled = ref.unrolled if search.unrolled is None else bool(search.unrolled)
+    if unrolled and spec.op_mode != "mixed":
+        raise RomeError(f"search.unrolled = true: the second-order gradient is defined for the mixed-op algorithms "
+                        f"(darts, pc_darts), not {search.algorithm!r}; set it to null or false")
+    if search.arch_warmup_epochs is not None:
+        warmup = int(search.arch_warmup_epochs)
+    else:
+        warmup = int(round(ref.arch_warmup * search.epochs))
+    if warmup >= search.epochs and spec.learns_arch:
+        raise RomeError(f"search.arch_warmup_epochs = {warmup}: expected fewer than search.epochs ({search.epochs}), "
+                        "else the architecture never learns")
+    return SearchBehaviour(
+        mode=search.mode, weights_first=ref.weights_first, unrolled=unrolled,
+        lastact=ref.lastact and darts_space,  # the NB201 supernet always has it (as GDAS's and NB201's)
+        unselected_weights=ref.unselected_weights and not darts_space,
+        pool_bn=ref.pool_bn, nesterov=ref.nesterov, lr_epoch_shift=ref.lr_epoch_shift, arch_warmup_epochs=warmup)
