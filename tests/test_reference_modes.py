@@ -334,3 +334,15 @@ def test_cli_searches_in_reference_mode_and_records_it(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr[-2000:]
         meta = json.loads((Path(out.stdout.strip().splitlines()[-1]) / "search.json").read_text())
         assert meta["provenance"]["params"]["search"]["mode"] == "reference", algorithm
+
+
+def test_benchmark_reference_configs_differ_from_the_cpu_sweeps_only_in_mode() -> None:
+    from benchmarks import collapse, nb201, pipeline
+
+    for name, module in (("nb201", nb201), ("collapse", collapse)):
+        ref = pipeline.resolved(REPO / "benchmarks" / "configs" / f"{name}_reference.yaml")
+        base = pipeline.resolved(module.CONFIGS["cpu"])
+        assert ref["search"]["mode"] == "reference" and base["search"]["mode"] == "controlled"
+        assert {k: v for k, v in ref["search"].items() if k != "mode"} == {k: v for k, v in base["search"].items() if k != "mode"}
+        assert ref["data"] == base["data"] and ref["results_dir"] != base["results_dir"]
+        assert set(ref["sweep"]["algorithms"]) == {"gdas", "darts", "pc_darts"}
