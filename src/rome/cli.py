@@ -3,7 +3,9 @@
 Contract relied on by scripts, dvc.yaml and the Snakemake rules:
   * every stage takes ``--params FILE`` (default params.yaml) and repeatable ``--set key=value``;
   * the output folder is derived from the params (``rome.paths``), ``--out DIR`` overrides it;
-  * the last line on stdout is the artifact folder written; exit 0 only on success, 2 on bad input.
+  * the last line on stdout is the artifact folder written; exit 0 only on success, 2 on bad input;
+  * under torchrun (``WORLD_SIZE`` > 1, search and train only) every rank runs the stage, rank 0
+    alone holds the folder locks, sweeps litter and writes (rome.distributed).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ STAGE_HELP = {
     "pipeline": "write or check dvc.yaml from the stage table and each stage's imports",
 }
 NOT_STAGES = ("audit", "pipeline")
+DISTRIBUTED_STAGES = ("search", "train")
 
 
 def stage_module(name: str) -> ModuleType:
@@ -102,13 +105,32 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(max(1, args.threads))
-        folders = locks.stage_folders(params, args.stage, out)
-        with locks.hold(folders, wait=args.wait), using_inputs(parse_inputs(args.inputs)):
-            swept = [p for folder in folders for p in litter.sweep(folder)]
-            if swept:
-                print(f"rome {args.stage}: removed {len(swept)} temporary file(s) of killed runs: "
-                      f"{', '.join(str(p) for p in swept)}", file=sys.stderr)
-            written = module.run(params, out, args)
+        group = None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            if args.stage not in DISTRIBUTED_STAGES:
+                raise RomeError(f"WORLD_SIZE = {os.environ['WORLD_SIZE']}: rome {args.stage} runs in one process; "
+                                f"expected it launched without torchrun (only {' and '.join(DISTRIBUTED_STAGES)} "
+                                "run across processes)")
+            from rome import distributed
+            from rome.reproducibility import resolve_device
+
+            group = distributed.init(resolve_device(params["device"]))
+        try:
+            if group is not None and not group.is_main:
+                # rank 0 alone holds the locks, sweeps and writes; the others compute with it
+                with using_inputs(parse_inputs(args.inputs)):
+                    written = module.run(params, out, args)
+            else:
+                folders = locks.stage_folders(params, args.stage, out)
+                with locks.hold(folders, wait=args.wait), using_inputs(parse_inputs(args.inputs)):
+                    swept = [p for folder in folders for p in litter.sweep(folder)]
+                    if swept:
+                        print(f"rome {args.stage}: removed {len(swept)} temporary file(s) of killed runs: "
+                              f"{', '.join(str(p) for p in swept)}", file=sys.stderr)
+                    written = module.run(params, out, args)
+        finally:
+            if group is not None:
+                distributed.shutdown()
     except OSError as exc:
         if not is_disk_full(exc):
             raise

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rome.distributed import SINGLE, ProcessGroup
 from rome.precision import bf16_autocast
 from rome.search.algorithms import ArchSample, SearchAlgorithm
 from rome.sections import SearchConfig
@@ -121,22 +122,30 @@ def weight_gradients(model: nn.Module, algorithm: SearchAlgorithm, x: torch.Tens
 
 
 def search_step(parts: StepParts, data_train: Iterator[Batch], data_val: Iterator[Batch], tau: float,
-                amp: str = "none") -> dict[str, float]:
+                amp: str = "none", group: ProcessGroup = SINGLE) -> dict[str, float]:
     """One iteration: ``arch_loss`` (when the algorithm learns alpha/beta), ``train_loss``, ``train_acc``.
 
     The data come as iterators, not batches, because an algorithm that learns no architecture
     (random) never takes an architecture batch: its ``search_val`` stream stays where it was.
+    Across processes (``group``, rome.distributed): every rank draws all K samples and takes the same
+    batches, runs only its share of the draws, and the gradients are reduced before each optimiser
+    step, so every rank takes the step one process takes.
     """
     out: dict[str, float] = {}
+    k = parts.algorithm.k_samples
     if parts.algorithm.learns_arch:
         assert parts.a_opt is not None
         xa, ya = next(data_val)
         parts.a_opt.zero_grad(set_to_none=True)
-        out["arch_loss"] = arch_gradients(parts.model, parts.algorithm, xa, ya, parts.draw(), tau, amp)
+        mine = group.share(parts.draw())
+        loss = arch_gradients(parts.model, parts.algorithm, xa, ya, mine, tau, amp) if mine else 0.0
+        out["arch_loss"] = group.mean_over_draws(list(parts.algorithm.arch.parameters()), loss, len(mine), k)
         parts.a_opt.step()
     xw, yw = next(data_train)
     parts.w_opt.zero_grad(set_to_none=True)
-    out["train_loss"], out["train_acc"] = weight_gradients(parts.model, parts.algorithm, xw, yw, parts.draw(), tau, amp)
+    mine = group.share(parts.draw())
+    local = weight_gradients(parts.model, parts.algorithm, xw, yw, mine, tau, amp) if mine else (0.0, 0.0)
+    out["train_loss"], out["train_acc"] = group.sum_over_draws(list(parts.model.parameters()), local, len(mine), k)
     nn.utils.clip_grad_norm_(parts.model.parameters(), parts.grad_clip)
     parts.w_opt.step()
     return out
