@@ -3,17 +3,27 @@ steps one process takes; rank 0 alone writes; a killed torchrun search resumes."
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import yaml
+from safetensors.torch import load_file
 
 from rome.distributed import ProcessGroup
 from rome.reproducibility import seed_everything
+from rome.search.checkpoint import CHECKPOINT_FILE
 from rome.search.loop import run_search
 from rome.sections import SearchConfig
 from test_search_loop import params_for, tiny_data
@@ -64,7 +74,7 @@ def assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None
         torch.testing.assert_close(b[k].double(), a[k].double(), rtol=RTOL, atol=ATOL, msg=lambda m: f"{k}: {m}")
 
 
-@pytest.mark.parametrize("algorithm,k", [("rome", 4), ("rome", 3)])
+@pytest.mark.parametrize("algorithm,k", [("rome", 4), ("rome", 3), ("gdas", 1)])
 def test_two_processes_take_the_one_process_steps(tmp_path: Path, algorithm: str, k: int) -> None:
     params = params_for(tmp_path, f"search.algorithm={algorithm}", f"search.k_samples={k}",
                         "search.steps_per_epoch=3")
@@ -75,3 +85,69 @@ def test_two_processes_take_the_one_process_steps(tmp_path: Path, algorithm: str
     # every rank holds bit-identical state (the same reduced gradients, the same replayed buffers)
     for k_ in ranks[0]:
         assert torch.equal(ranks[0][k_], ranks[1][k_]), k_
+
+
+# ----------------------------------------------------------------------------- torchrun, end to end
+
+
+def _torchrun(params_file: Path, nproc: int, env: dict[str, str]) -> subprocess.Popen:
+    """``torchrun --nproc_per_node=nproc rome search``."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1", f"--master_port={free_port()}",
+           "-m", "rome.cli", "search", "--params", str(params_file)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            )
+
+
+def _kill_session_once_written(proc: subprocess.Popen, path: Path, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    ended_first = proc.poll() is not None
+    # torchrun and every rank (torchrun starts its workers in sessions of their own), as a node failure would
+    for p in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    _, err = proc.communicate()
+    assert not ended_first, f"the run ended before {path} was written: {err[-3000:]}"
+
+
+@pytest.mark.slow
+def test_torchrun_search_writes_once_resumes_and_matches_one_process(tmp_path: Path, prepared_smoke: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    search_params = {"epochs": 3, "steps_per_epoch": 4, "k_samples": 3}
+    files = {}
+    for name in ("two", "one"):
+        results = tmp_path / name / "results"
+        shutil.copytree(prepared_smoke, results / "mnist5k" / "prepare")
+        files[name] = tmp_path / f"{name}.yaml"
+        files[name].write_text(yaml.safe_dump({"preset": "smoke", "results_dir": str(results), "search": search_params}))
+    rel = Path("mnist5k") / "darts" / "rome" / "seed0"
+    ckpt = tmp_path / "two" / "state" / rel / "search_ckpt" / CHECKPOINT_FILE
+    _kill_session_once_written(_torchrun(files["two"], 2, env), ckpt)
+    epoch_at_kill = torch.load(ckpt, weights_only=False)["epoch"]
+    assert 1 <= epoch_at_kill < search_params["epochs"]
+
+    resumed = _torchrun(files["two"], 2, env)
+    one = subprocess.Popen([sys.executable, "-m", "rome.cli", "search", "--params", str(files["one"])],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    r_out, r_err = resumed.communicate(timeout=600)
+    o_out, o_err = one.communicate(timeout=600)
+    assert resumed.returncode == 0, r_err
+    assert one.returncode == 0, o_err
+    assert f"resuming {ckpt} after epoch {epoch_at_kill}/3" in r_err
+    assert r_err.count("resuming") == 1  # logged by rank 0 only
+    out_two = tmp_path / "two" / "results" / rel / "search"
+    out_one = tmp_path / "one" / "results" / rel / "search"
+    # rank 0 alone prints the artifact folder, and writes it once (no temp folder of another rank left)
+    assert r_out.strip().splitlines() == [str(out_two)]
+    assert not ckpt.parent.exists()
+    assert sorted(p.name for p in out_two.parent.iterdir()) == sorted(p.name for p in out_one.parent.iterdir())
+    a, b = load_file(str(out_one / "arch.safetensors")), load_file(str(out_two / "arch.safetensors"))
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=RTOL, atol=ATOL)
+    ha = json.loads((out_one / "history.json").read_text())["epochs"]
+    hb = json.loads((out_two / "history.json").read_text())["epochs"]
+    for row_a, row_b in zip(ha, hb, strict=True):
+        for key in ("train_loss", "arch_loss", "val_loss"):
+            assert row_b[key] == pytest.approx(row_a[key], rel=RTOL, abs=ATOL), key

@@ -5,7 +5,7 @@ Contract relied on by scripts, dvc.yaml and the Snakemake rules:
   * the output folder is derived from the params (``rome.paths``), ``--out DIR`` overrides it;
   * the last line on stdout is the artifact folder written; exit 0 only on success, 2 on bad input;
   * under torchrun (``WORLD_SIZE`` > 1, search and train only) every rank runs the stage, rank 0
-    alone holds the folder locks, sweeps litter and writes (rome.distributed).
+    alone holds the folder locks, sweeps litter, writes and prints the folder (rome.distributed).
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             if group is not None and not group.is_main:
                 # rank 0 alone holds the locks, sweeps and writes; the others compute with it
                 with using_inputs(parse_inputs(args.inputs)):
-                    written = module.run(params, out, args)
+                    module.run(params, out, args)
+                return 0  # rank 0 prints the folder: one last line on stdout, as with one process
             else:
                 folders = locks.stage_folders(params, args.stage, out)
                 with locks.hold(folders, wait=args.wait), using_inputs(parse_inputs(args.inputs)):
