@@ -99,7 +99,7 @@ def _torchrun(params_file: Path, nproc: int, env: dict[str, str]) -> subprocess.
                             )
 
 
-def _kill_session_once_written(proc: subprocess.Popen, path: Path, timeout: float = 180.0) -> None:
+def kill_tree_once_written(proc: subprocess.Popen, path: Path, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -124,7 +124,7 @@ def test_torchrun_search_writes_once_resumes_and_matches_one_process(tmp_path: P
         files[name].write_text(yaml.safe_dump({"preset": "smoke", "results_dir": str(results), "search": search_params}))
     rel = Path("mnist5k") / "darts" / "rome" / "seed0"
     ckpt = tmp_path / "two" / "state" / rel / "search_ckpt" / CHECKPOINT_FILE
-    _kill_session_once_written(_torchrun(files["two"], 2, env), ckpt)
+    kill_tree_once_written(_torchrun(files["two"], 2, env), ckpt)
     epoch_at_kill = torch.load(ckpt, weights_only=False)["epoch"]
     assert 1 <= epoch_at_kill < search_params["epochs"]
 

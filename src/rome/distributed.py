@@ -85,6 +85,12 @@ class ProcessGroup:
         self._sum_grads(list(params), 1.0)
         return self._sum_floats(*(m * n_local / k for m in local_means))
 
+    def mean_floats(self, *values: float) -> list[float]:
+        """Mean over ranks of per-rank figures (a training epoch's loss and accuracy on equal slices)."""
+        if not self.distributed:
+            return list(values)
+        return [v / self.world_size for v in self._sum_floats(*values)]
+
     def _sum_grads(self, params: list[torch.Tensor], local_scale: float) -> None:
         """Set each ``p.grad`` to the sum over ranks of ``local_scale`` x the local ``p.grad``.
 

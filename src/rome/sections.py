@@ -106,6 +106,7 @@ class TrainConfig(Section):
     label_smoothing: float
     ema: bool
     ema_decay: float
+    sync_bn: bool
     channels_last: bool
     amp: str
     workers: int

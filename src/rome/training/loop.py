@@ -57,14 +57,17 @@ def require_finite(loss: float, where: str) -> None:
 def train_one_epoch(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], steps: int,
                     optimizer: torch.optim.Optimizer, criterion: torch.nn.Module, settings: StepSettings,
                     scheduler: Any = None, num_updates: int = 0, ema: ModelEmaV3 | None = None,
-                    desc: str = "train") -> tuple[dict[str, float], int]:
+                    desc: str = "train", ema_source: torch.nn.Module | None = None,
+                    progress: bool = True) -> tuple[dict[str, float], int]:
     """Run ``steps`` optimizer steps; returns ({loss, top1}, num_updates after the epoch).
 
     ``top1`` is measured against the un-mixed labels, so with mixup it is only indicative.
+    ``model`` may be a DistributedDataParallel wrapper; the EMA then follows ``ema_source``, the
+    wrapped network (its state_dict keys are the checkpoint's).
     """
     model.train()
     losses, top1 = AverageMeter(), AverageMeter()
-    bar = tqdm(total=steps, desc=desc, leave=False, dynamic_ncols=True)
+    bar = tqdm(total=steps, desc=desc, leave=False, dynamic_ncols=True, disable=not progress)
     for step, (images, labels) in enumerate(batches):
         if step >= steps:
             break
@@ -89,7 +92,7 @@ def train_one_epoch(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor
         optimizer.step()
         num_updates += 1
         if ema is not None:
-            ema.update(model, step=num_updates)
+            ema.update(ema_source if ema_source is not None else model, step=num_updates)
         if scheduler is not None:
             scheduler.step_update(num_updates=num_updates)
         n = labels.size(0)
