@@ -4,6 +4,7 @@ Contract relied on by scripts, dvc.yaml and the Snakemake rules:
   * every stage takes ``--params FILE`` (default params.yaml) and repeatable ``--set key=value``;
   * the output folder is derived from the params (``rome.paths``), ``--out DIR`` overrides it;
   * the last line on stdout is the artifact folder written; exit 0 only on success, 2 on bad input;
+  * ``search.nproc`` / ``train.nproc`` > 1: the command re-executes itself under torchrun;
   * under torchrun (``WORLD_SIZE`` > 1, search and train only) every rank runs the stage, rank 0
     alone holds the folder locks, sweeps litter, writes and prints the folder (rome.distributed).
 """
@@ -81,6 +82,13 @@ def parse_inputs(items: list[str]) -> dict[str, Path]:
     return inputs
 
 
+def torchrun_argv(nproc: int, argv: list[str]) -> list[str]:
+    """``python -m torch.distributed.run --standalone --nproc_per_node=N -m rome.cli <argv>``:
+    ``--standalone`` picks a free local port, so several runs share a node."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "rome.cli", *argv]
+
+
 def main(argv: list[str] | None = None) -> int:
     if not sys.stderr.isatty():
         # logs (DVC, Snakemake, SLURM): a progress line every 30 s instead of one per step
@@ -105,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(max(1, args.threads))
+        nproc = int(params.get(args.stage, {}).get("nproc", 1)) if args.stage in DISTRIBUTED_STAGES else 1
+        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+            # search.nproc / train.nproc: run this very command under torchrun (DVC, Snakemake, shell alike)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, torchrun_argv(nproc, argv))
         group = None
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             if args.stage not in DISTRIBUTED_STAGES:

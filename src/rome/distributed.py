@@ -38,14 +38,21 @@ class ProcessGroup:
 
     rank: int = 0
     world_size: int = 1
-    batchnorm: BatchNormReplay | None = field(default=None, repr=False)
+    mode: str = "draws"
+    batchnorm: BatchNormReplay | BatchNormAverage | None = field(default=None, repr=False)
 
-    def for_model(self, model: torch.nn.Module) -> ProcessGroup:
-        """This group for one search model: reductions also keep its BatchNorm running statistics
-        equal to one process's (``BatchNormReplay``). One process: the group itself."""
+    def for_model(self, model: torch.nn.Module, mode: str = "draws") -> ProcessGroup:
+        """This group for one search model, sharing the K draws (``draws``, exact) or the batch
+        (``batch``, data parallel). Its reductions also keep the model's BatchNorm running
+        statistics equal on every rank: replayed in one-process order (draws) or averaged (batch).
+        One process: the group itself."""
+        if mode not in MODES:
+            raise RomeError(f"search.parallel = {mode!r}: expected one of {', '.join(MODES)}")
         if not self.distributed:
             return self
-        return replace(self, batchnorm=BatchNormReplay(model, self.rank, self.world_size))
+        bn = (BatchNormReplay(model, self.rank, self.world_size) if mode == "draws"
+              else BatchNormAverage(model, self.world_size))
+        return replace(self, mode=mode, batchnorm=bn)
 
     @property
     def distributed(self) -> bool:
@@ -59,8 +66,20 @@ class ProcessGroup:
     # ------------------------------------------------------------------ the K draws of a search step
 
     def share(self, draws: Sequence[T]) -> list[T]:
-        """This rank's draws: r, r+N, r+2N, ... (every rank drew all K from the same stream)."""
+        """This rank's draws: r, r+N, r+2N, ... (every rank drew all K from the same stream); in
+        ``batch`` mode all of them."""
+        if self.mode == "batch":
+            return list(draws)
         return list(draws[self.rank::self.world_size])
+
+    def shard(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's part of a batch every rank took: the r-th of N equal slices in ``batch``
+        mode, the whole batch otherwise."""
+        if self.mode != "batch" or not self.distributed:
+            return batch
+        x, y = batch
+        per = len(y) // self.world_size
+        return x[self.rank * per:(self.rank + 1) * per], y[self.rank * per:(self.rank + 1) * per]
 
     def mean_over_draws(self, params: Sequence[torch.Tensor], local_mean: float, n_local: int, k: int) -> float:
         """Architecture gradients: each rank holds the MEAN over its ``n_local`` draws; afterwards every
@@ -70,6 +89,9 @@ class ProcessGroup:
             return local_mean
         if self.batchnorm is not None:
             self.batchnorm.replay()
+        if self.mode == "batch":  # every rank: the mean over K of its slice's gradient; mean over slices
+            self._sum_grads(list(params), 1 / self.world_size)
+            return self.mean_floats(local_mean)[0]
         self._sum_grads(list(params), n_local / k)
         return self._sum_floats(local_mean * n_local / k)[0]
 
@@ -82,6 +104,9 @@ class ProcessGroup:
             return list(local_means)
         if self.batchnorm is not None:
             self.batchnorm.replay()
+        if self.mode == "batch":  # every rank: the sum over K of its slice's gradient; mean over slices
+            self._sum_grads(list(params), 1 / self.world_size)
+            return self.mean_floats(*local_means)
         self._sum_grads(list(params), 1.0)
         return self._sum_floats(*(m * n_local / k for m in local_means))
 
@@ -189,6 +214,31 @@ class BatchNormReplay:
         self.records, self.before, self.forwards = [], {}, 0
 
 
+class BatchNormAverage:
+    """Data-parallel search: each rank's BatchNorm saw only its slice of the batch; the running
+    statistics are averaged over the ranks after each phase, so every rank evaluates (and rank 0
+    checkpoints) the same buffers."""
+
+    def __init__(self, model: torch.nn.Module, world_size: int) -> None:
+        self.world_size = world_size
+        self.buffers = [b for m in model.modules()
+                        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+                        for b in (m.running_mean, m.running_var)]
+
+    @torch.no_grad()
+    def replay(self) -> None:
+        if not self.buffers:
+            return
+        flat = torch.cat([b.reshape(-1) for b in self.buffers])
+        dist.all_reduce(flat)
+        flat.div_(self.world_size)
+        offset = 0
+        for b in self.buffers:
+            b.copy_(flat[offset:offset + b.numel()].view_as(b))
+            offset += b.numel()
+
+
+MODES = ("draws", "batch")
 SINGLE = ProcessGroup()
 
 

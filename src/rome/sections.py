@@ -75,6 +75,8 @@ class SearchConfig(Section):
     channels_last: bool
     amp: str
     workers: int
+    nproc: int
+    parallel: str
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class TrainConfig(Section):
     channels_last: bool
     amp: str
     workers: int
+    nproc: int
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,9 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
     s, seed = config, int(seed)
     device = torch.device(device)
     space = get_space(s.space, s.nodes)
+    if group.distributed and s.parallel == "batch" and s.batch_size % group.world_size:
+        raise RomeError(f"search.batch_size = {s.batch_size}: expected a multiple of the {group.world_size} processes "
+                        "with search.parallel = batch (each takes an equal slice)")
     if s.batch_size > min(len(data.train_labels), len(data.val_labels)):
         raise RomeError(f"search.batch_size = {s.batch_size}: larger than the search splits "
                         f"({len(data.train_labels)} / {len(data.val_labels)} images); lower it or enlarge data.subset")
@@ -175,7 +178,7 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
     return SearchState(config, seed, space, parts, scheduler,
                        batches(data.train_images, data.train_labels, TRAIN_ORDER_SEED),
                        batches(data.val_images, data.val_labels, VAL_ORDER_SEED), data, device,
-                       group=group.for_model(model))
+                       group=group.for_model(model, s.parallel))
 
 
 # ----------------------------------------------------------------------------- evaluation and statistics
@@ -256,11 +259,15 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
         group.barrier()  # every rank has read the checkpoint before rank 0 may write the next one
     if state.algorithm.k_samples != s.k_samples:
         log(f"search: {s.algorithm} uses K = {state.algorithm.k_samples} (search.k_samples = {s.k_samples} ignored)")
-    if group.distributed:
+    if group.distributed and s.parallel == "batch":
+        log(f"search: data parallel over {group.world_size} processes: each runs the K = {state.algorithm.k_samples} "
+            f"draws on {s.batch_size // group.world_size} of the {s.batch_size} images of each batch")
+    elif group.distributed:
         idle = max(0, group.world_size - state.algorithm.k_samples)
         log(f"search: K = {state.algorithm.k_samples} draws per step over {group.world_size} processes "
             f"(rank r runs draws r, r+{group.world_size}, ...)"
-            + (f"; {idle} rank(s) have no draw and idle" if idle else ""))
+            + (f"; {idle} rank(s) have no draw and idle (search.parallel = batch shares the batch instead)"
+               if idle else ""))
     if state.epoch == 0:
         log(f"search: augmentation {state.train_batches.augment} on both search halves "
             f"(search.augment = {s.augment}, dataset {dataset})")

@@ -128,20 +128,21 @@ def search_step(parts: StepParts, data_train: Iterator[Batch], data_val: Iterato
     The data come as iterators, not batches, because an algorithm that learns no architecture
     (random) never takes an architecture batch: its ``search_val`` stream stays where it was.
     Across processes (``group``, rome.distributed): every rank draws all K samples and takes the same
-    batches, runs only its share of the draws, and the gradients are reduced before each optimiser
-    step, so every rank takes the step one process takes.
+    batches, runs only its share of the draws (or, data parallel, all draws on its slice of the
+    batch), and the gradients are reduced before each optimiser step, so every rank takes the same
+    step (in ``draws`` mode the step one process takes).
     """
     out: dict[str, float] = {}
     k = parts.algorithm.k_samples
     if parts.algorithm.learns_arch:
         assert parts.a_opt is not None
-        xa, ya = next(data_val)
+        xa, ya = group.shard(next(data_val))
         parts.a_opt.zero_grad(set_to_none=True)
         mine = group.share(parts.draw())
         loss = arch_gradients(parts.model, parts.algorithm, xa, ya, mine, tau, amp) if mine else 0.0
         out["arch_loss"] = group.mean_over_draws(list(parts.algorithm.arch.parameters()), loss, len(mine), k)
         parts.a_opt.step()
-    xw, yw = next(data_train)
+    xw, yw = group.shard(next(data_train))
     parts.w_opt.zero_grad(set_to_none=True)
     mine = group.share(parts.draw())
     local = weight_gradients(parts.model, parts.algorithm, xw, yw, mine, tau, amp) if mine else (0.0, 0.0)

@@ -29,7 +29,8 @@ mixup) from (seed, epoch, rank). Validation runs on every rank (same weights, sa
 
 Resume: ``checkpoint_dir(params, "train")`` keeps CheckpointSaver's ``last.pth.tar`` /
 ``model_best.pth.tar``, ``summary.csv`` and ``run.json`` (what must match to resume: everything but
-``train.epochs``, which may grow). ``--fresh`` discards it.
+``train.epochs``, which may grow, and ``train.nproc``: the global batches do not depend on it; the
+continuation is exact with the same number of processes). ``--fresh`` discards it.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
 
     ckpt_dir = checkpoint_dir(params, "train")
     ident = checkpoint.identity({"seed": params["seed"], "data": params["data"],
-                                 "train": {k: v for k, v in t.as_dict().items() if k != "epochs"},
+                                 "train": {k: v for k, v in t.as_dict().items() if k not in ("epochs", "nproc")},
                                  "network": name, "kwargs": kwargs, "data_manifest_sha256": data.manifest_sha256})
     if group.is_main:
         if args is not None and getattr(args, "fresh", False) and ckpt_dir.exists():
