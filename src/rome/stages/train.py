@@ -242,7 +242,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
                 ema=ema, ema_source=model, desc=f"train epoch {epoch + 1}/{t.epochs}", progress=group.is_main)
             train_metrics = dict(zip(train_metrics, group.mean_floats(*train_metrics.values())))
             eval_metrics = validate(ema.module if ema is not None else model, test_images, test_labels, data.mean,
-                                    data.std, data.num_classes, settings, desc="test")
+                                    data.std, data.num_classes, settings, desc="test", progress=group.is_main)
             require_finite(eval_metrics["loss"], f"train epoch {epoch + 1}/{t.epochs} (test pass)")
             if group.is_main:
                 update_summary(epoch, train_metrics, eval_metrics, str(summary), lr=lr)

@@ -107,14 +107,14 @@ def train_one_epoch(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor
 @torch.no_grad()
 def validate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, mean: Iterable[float],
              std: Iterable[float], num_classes: int, settings: StepSettings, batch_size: int = 256,
-             desc: str = "eval") -> dict[str, float]:
+             desc: str = "eval", progress: bool = True) -> dict[str, float]:
     """Cross-entropy, top-1 and top-5 (%) of uint8 ``images`` in eval mode, normalised chunk by chunk."""
     model.eval()
     m, s = channel_stats(mean, std, settings.device)
     k1, k5 = topk(num_classes)
     losses, top1, top5 = AverageMeter(), AverageMeter(), AverageMeter()
     starts = range(0, len(labels), batch_size)
-    for i in tqdm(starts, desc=desc, leave=False, dynamic_ncols=True):
+    for i in tqdm(starts, desc=desc, leave=False, dynamic_ncols=True, disable=not progress):
         x = normalize(images[i:i + batch_size].to(settings.device), m, s, settings.channels_last)
         y = labels[i:i + batch_size].to(settings.device)
         with bf16_autocast(settings.device, settings.amp, on_cpu=True):
