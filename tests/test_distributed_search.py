@@ -185,3 +185,13 @@ def test_torchrun_search_writes_once_resumes_and_matches_one_process(tmp_path: P
     for row_a, row_b in zip(ha, hb, strict=True):
         for key in ("train_loss", "arch_loss", "val_loss"):
             assert row_b[key] == pytest.approx(row_a[key], rel=RTOL, abs=ATOL), key
+
+
+def test_other_stages_refuse_to_run_under_torchrun(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                                                   tmp_path: Path) -> None:
+    from rome.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["derive", "--set", f"results_dir={tmp_path}", "--set", "preset=smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "WORLD_SIZE = 2: rome derive runs in one process" in err and "\n" not in err.strip()
