@@ -192,13 +192,23 @@ class BatchNormReplay:
                 self.before[name] = (module.running_mean.clone(), module.running_var.clone(),
                                      module.num_batches_tracked.clone())
             draw = self.rank + (self.forwards - 1) * self.world_size
-            self.records.append((draw, len(self.records), name, x.mean(dims).cpu(), x.var(dims, unbiased=True).cpu()))
+            # kept on the device: one transfer per phase in ``replay``, not a sync per layer
+            self.records.append((draw, len(self.records), name, x.mean(dims), x.var(dims, unbiased=True)))
         return record
 
     @torch.no_grad()
     def replay(self) -> None:
-        gathered: list[Any] = [None] * self.world_size
-        dist.all_gather_object(gathered, self.records)
+        meta = [(draw, seq, name, mean.numel()) for draw, seq, name, mean, _ in self.records]
+        flat = torch.cat([torch.cat([mean, var]) for *_, mean, var in self.records]).cpu() if self.records else None
+        gathered_raw: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered_raw, (meta, flat))
+        gathered = []
+        for rank_meta, rank_flat in gathered_raw:
+            offset, rows = 0, []
+            for draw, seq, name, c in rank_meta:
+                rows.append((draw, seq, name, rank_flat[offset:offset + c], rank_flat[offset + c:offset + 2 * c]))
+                offset += 2 * c
+            gathered.append(rows)
         for name, (mean, var, count) in self.before.items():
             layer = self.layers[name]
             layer.running_mean.copy_(mean)
