@@ -20,6 +20,9 @@ localrules:
     prepare,
     derive,
     aggregate,
+    table_prepare,
+    table_derive,
+    table_report,
 
 
 rule all:
@@ -36,3 +39,4 @@ include: "workflow/rules/derive.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/tables.smk"

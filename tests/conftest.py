@@ -26,6 +26,26 @@ CIFAR_ARCHIVE = SHARED_DATA / "cifar10-jpg.tar.gz"
 NB201_TABLE = SHARED_DATA / "nb201_12epoch.csv"
 
 
+# untracked, not ignored, but never part of a copy: the table pipelines `rome table` generates here
+# (committed, their stages would show in every `dvc status` of the copy) and the main dvc.lock
+NOT_COPIED = ("tables/pipelines/", "dvc.lock")
+
+
+def copy_working_tree(dest: Path) -> Path:
+    """The working tree's tracked and untracked, not ignored files, copied to ``dest`` (no git)."""
+    import shutil
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        src = REPO / rel
+        if src.is_file() and not rel.startswith(NOT_COPIED):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
 def smoke(results_dir: Path, *overrides: str) -> dict:
     """Resolved smoke-preset params writing under ``results_dir``."""
     return resolve({"preset": "smoke"}, [f"results_dir={results_dir}", *overrides], source="test")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, copy_working_tree
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
@@ -29,14 +29,7 @@ def sh(cmd: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
 
 def copy_repo(dest: Path, params: dict) -> Path:
     """A git-initialised copy of the working tree (tracked + untracked, not ignored files)."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for rel in files:
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    shutil.rmtree(dest / "dvc.lock", ignore_errors=True) if (dest / "dvc.lock").is_dir() else (dest / "dvc.lock").unlink(missing_ok=True)
+    copy_working_tree(dest)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(["git", "init", "-q"], dest)
     sh(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], dest)

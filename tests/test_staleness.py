@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, copy_working_tree
 from rome.pipeline.codedeps import stage_code_files
 from rome.pipeline.spec import STAGES
 
@@ -48,12 +48,7 @@ def git(repo: Path, *args: str) -> None:
 
 
 def copy_repo(dest: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for rel in files:
-        if (REPO / rel).is_file() and rel != "dvc.lock":
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
+    copy_working_tree(dest)
     (dest / "params.yaml").write_text(yaml.safe_dump(SMOKE, sort_keys=False))
     git(dest, "init", "-q")
     git(dest, "add", "-A")

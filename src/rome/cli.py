@@ -31,8 +31,9 @@ STAGE_HELP = {
     "aggregate": "mean +- std and best over the sweep's seeds -> summary table",
     "audit": "which params, code and data produced an artifact; would the workspace reproduce it",
     "pipeline": "write or check dvc.yaml from the stage table and each stage's imports",
+    "table": "build a paper table (tables/<name>.yaml) through DVC or Snakemake, or report its runs",
 }
-NOT_STAGES = ("audit", "pipeline")
+NOT_STAGES = ("audit", "pipeline", "table")
 DISTRIBUTED_STAGES = ("search", "train")
 
 

@@ -80,7 +80,8 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _describe(err: jsonschema.ValidationError) -> str:
+def describe_error(err: jsonschema.ValidationError) -> str:
+    """One line: the key, the value and what the schema allows (shared by the params and table files)."""
     key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
@@ -106,7 +107,7 @@ def validate(params: dict[str, Any], source: str) -> None:
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
-        raise RomeError(f"{source}: {_describe(errors[0])}")
+        raise RomeError(f"{source}: {describe_error(errors[0])}")
 
 
 def _missing_keys(full: dict[str, Any], base: dict[str, Any], prefix: str = "") -> list[str]:

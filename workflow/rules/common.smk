@@ -27,6 +27,7 @@ RUN = f"{RESULTS}/{{dataset}}/{{space}}/{{algorithm}}/seed{{seed}}"
 DATA = f"{RESULTS}/{{dataset}}/prepare"
 REPORTS = str(stage_dir(PARAMS, "aggregate"))
 CODE = {stage: code_digest(stage) for stage in STAGES}
+CODE_TABLE = code_digest("table")  # the paper-table reports (workflow/rules/tables.smk)
 
 
 wildcard_constraints:
@@ -81,3 +82,19 @@ def gpus(stage):
 def torch_threads(cores):
     """A rule's threads: one per core Snakemake grants (rome passes them to torch)."""
     return max(1, cores)
+
+
+# ----- the paper tables (workflow/rules/tables.smk): lookups in rome.tables.snake
+from rome.tables import snake as tables
+
+TRUN = "tables/runs/{tscale}/{trun}/seed{tseed}"
+
+
+def table_upstream(stage):
+    """Named inputs of a table run's stage: its upstream folders."""
+    return lambda w: tables.upstream(w.tscale, w.trun, w.tseed, stage)
+
+
+def table_cmd(stage):
+    """The rome call of a table run's stage (the same string the generated dvc.yaml holds)."""
+    return lambda w: tables.command(w.tscale, w.trun, w.tseed, stage)

@@ -20,7 +20,8 @@ PACKAGE = "rome"
 SRC = Path(__file__).resolve().parents[2]  # .../src
 ENTRY = "rome.cli"
 # non-Python files read by a module's code, keyed by the module that reads them
-DATA_FILES = {"rome.config": ("rome/schema/params.schema.yaml",)}
+DATA_FILES = {"rome.config": ("rome/schema/params.schema.yaml",),
+              "rome.tables.definition": ("rome/schema/table.schema.yaml",)}
 # packages a module loads through importlib.resources (their __init__ runs), keyed likewise
 RESOURCE_PACKAGES = {"rome.config": ("rome.schema", "rome.presets")}
 

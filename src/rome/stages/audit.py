@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", type=Path, help="a genotype.json / artifact JSON, or a stage or run folder")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--dvc-lock", type=Path, default=Path("dvc.lock"), help="dvc.lock to look the stage up in")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help="the prepared-data folder the run read (default: the one the params imply)")
 
 
 def _find_blocks(doc: Any, found: dict[str, dict[str, Any]]) -> None:
@@ -101,15 +103,16 @@ def _code_diff(recorded: dict[str, Any]) -> list[str]:
     return out
 
 
-def _data_sha_now(current: dict[str, Any]) -> str | None:
-    manifest = stage_dir(current, "prepare") / "manifest.json"
+def _data_sha_now(data_dir: Path) -> str | None:
+    manifest = data_dir / "manifest.json"
     if not manifest.is_file():
         return None
     doc = read_json(manifest, "prepared-data manifest")
     return (doc.get("outputs_sha256") or {}).get("data.safetensors")
 
 
-def reproducibility(blocks: dict[str, dict[str, Any]], params_file: Path, overrides: list[str]) -> dict[str, Any]:
+def reproducibility(blocks: dict[str, dict[str, Any]], params_file: Path, overrides: list[str],
+                    data_dir: Path | None = None) -> dict[str, Any]:
     """Compare recorded params/code/data with the workspace, for the same run (dataset/space/algorithm/seed):
     params key by key, code file by file (content hashes of each stage's imports), data by content hash."""
     head = blocks.get("search") or next(iter(blocks.values()))
@@ -129,9 +132,10 @@ def reproducibility(blocks: dict[str, dict[str, Any]], params_file: Path, overri
         changed = _code_diff({**(block.get("code") or {}), "stage": stage})
         if changed:
             code_diff[stage] = changed
-    data_now = _data_sha_now(current)
+    data_dir = data_dir if data_dir is not None else stage_dir(current, "prepare")
+    data_now = _data_sha_now(data_dir)
     data_rec = next((b.get("data_sha256") for b in blocks.values() if b.get("data_sha256")), None)
-    manifest = stage_dir(current, "prepare") / "manifest.json"
+    manifest = data_dir / "manifest.json"
     data_problem = _data_problem(manifest.parent) if manifest.is_file() else None  # the file itself, by its hash
     data_same = data_rec is not None and data_rec == data_now and data_problem is None
     return {
@@ -162,7 +166,8 @@ def _data_problem(folder: Path) -> str | None:
     return prepared_folder_problem(folder)
 
 
-def report(target: Path, params_file: Path, overrides: list[str], lock: Path) -> dict[str, Any]:
+def report(target: Path, params_file: Path, overrides: list[str], lock: Path,
+           data_dir: Path | None = None) -> dict[str, Any]:
     blocks, extras = collect(target)
     head = blocks.get("search") or next(iter(blocks.values()))
     rec = head["params"]
@@ -186,7 +191,7 @@ def report(target: Path, params_file: Path, overrides: list[str], lock: Path) ->
         "seed": head["params"].get("seed"),
         "dvc": {s: dvc_lock_entry(lock, r.get("dvc_stage")) for s, r in records.items() if r.get("dvc_stage")},
         "wandb": extras.get("wandb", {}),
-        "workspace": reproducibility(blocks, params_file, overrides),
+        "workspace": reproducibility(blocks, params_file, overrides, data_dir),
     }
 
 
@@ -226,7 +231,7 @@ def render(rep: dict[str, Any]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    rep = report(args.target, Path(args.params), args.overrides, args.dvc_lock)
+    rep = report(args.target, Path(args.params), args.overrides, args.dvc_lock, args.data)
     print(json.dumps(rep, indent=2, default=str) if args.json else render(rep))
     return 0
 
