@@ -5,16 +5,19 @@ JSON under ``benchmarks/results/`` and regenerates its table in ``benchmarks/REA
 
   * ``memory``   peak memory and seconds per search iteration, DARTS / GDAS / ROME K=1 / K=7;
   * ``nb201``    search quality on NAS-Bench-201 (table lookup), through the Snakemake pipeline;
-  * ``collapse`` parameter-free ops in the derived normal cell on R-DARTS S2/S3, through the pipeline.
+  * ``collapse`` parameter-free ops in the derived normal cell on R-DARTS S2/S3, through the pipeline;
+  * ``ddp``      search throughput (images/s) of 1 vs N processes (torchrun).
 """
 
 BENCHMARKS = {
     "memory": "benchmarks.memory",
     "nb201": "benchmarks.nb201",
     "collapse": "benchmarks.collapse",
+    "ddp": "benchmarks.ddp",
 }
 HELP = {
     "memory": "search memory and s/iteration: DARTS, GDAS, ROME K=1/K=7 (CPU or GPU)",
     "nb201": "search quality on NAS-Bench-201 through the Snakemake pipeline",
     "collapse": "parameter-free ops in the derived normal cell on R-DARTS S2/S3",
+    "ddp": "search throughput of 1 vs N processes (torchrun; CPU or GPU)",
 }

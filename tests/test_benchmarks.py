@@ -143,6 +143,23 @@ def test_memory_table_lists_rows_targets_and_paper() -> None:
     assert "met" in text and "missed" in text and "commit" in text
 
 
+def test_ddp_table_and_argument_check(capsys: pytest.CaptureFixture) -> None:
+    from benchmarks import ddp
+
+    settings = {"device": "cpu", "nproc": 2, "k": 4, "space": "darts", "batch": 32, "layers": 5, "channels": 8,
+                "resolution": 16, "warmup": 2, "repeats": 10}
+    rows = [{"label": "1p x 2t", "processes": 1, "threads_per_process": 2, "parallel": None,
+             "seconds_per_iteration": 0.5, "images_per_second": 128.0, "speedup": 1.0},
+            {"label": "2p draws", "processes": 2, "threads_per_process": 1, "parallel": "draws",
+             "seconds_per_iteration": 0.4, "images_per_second": 160.0, "speedup": 1.25}]
+    doc = report.result_document("ddp", "python -m benchmarks ddp", {"settings": settings, "rows": rows}, ddp.PAPER)
+    text = ddp.table(doc)
+    assert "| 2p draws | 2 | 1 | draws | 0.400 | 160.0 | 1.25 |" in text
+    assert "64 images" in text and "commit" in text
+    assert bench_main(["ddp", "--nproc", "2", "--batch", "7", "--no-readme"]) == 2
+    assert "dividing the batch" in capsys.readouterr().err
+
+
 def test_memory_command_rejects_bad_config(capsys: pytest.CaptureFixture) -> None:
     assert bench_main(["memory", "--configs", "darts,foo", "--no-readme"]) == 2
     assert "unknown configuration 'foo'" in capsys.readouterr().err

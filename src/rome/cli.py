@@ -3,7 +3,10 @@
 Contract relied on by scripts, dvc.yaml and the Snakemake rules:
   * every stage takes ``--params FILE`` (default params.yaml) and repeatable ``--set key=value``;
   * the output folder is derived from the params (``rome.paths``), ``--out DIR`` overrides it;
-  * the last line on stdout is the artifact folder written; exit 0 only on success, 2 on bad input.
+  * the last line on stdout is the artifact folder written; exit 0 only on success, 2 on bad input;
+  * ``search.nproc`` / ``train.nproc`` > 1: the command re-executes itself under torchrun;
+  * under torchrun (``WORLD_SIZE`` > 1, search and train only) every rank runs the stage, rank 0
+    alone holds the folder locks, sweeps litter, writes and prints the folder (rome.distributed).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ STAGE_HELP = {
     "table": "build a paper table (tables/<name>.yaml) through DVC or Snakemake, or report its runs",
 }
 NOT_STAGES = ("audit", "pipeline", "table")
+DISTRIBUTED_STAGES = ("search", "train")
 
 
 def stage_module(name: str) -> ModuleType:
@@ -79,6 +83,13 @@ def parse_inputs(items: list[str]) -> dict[str, Path]:
     return inputs
 
 
+def torchrun_argv(nproc: int, argv: list[str]) -> list[str]:
+    """``python -m torch.distributed.run --standalone --nproc_per_node=N -m rome.cli <argv>``:
+    ``--standalone`` picks a free local port, so several runs share a node."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "rome.cli", *argv]
+
+
 def main(argv: list[str] | None = None) -> int:
     if not sys.stderr.isatty():
         # logs (DVC, Snakemake, SLURM): a progress line every 30 s instead of one per step
@@ -103,13 +114,39 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(max(1, args.threads))
-        folders = locks.stage_folders(params, args.stage, out)
-        with locks.hold(folders, wait=args.wait), using_inputs(parse_inputs(args.inputs)):
-            swept = [p for folder in folders for p in litter.sweep(folder)]
-            if swept:
-                print(f"rome {args.stage}: removed {len(swept)} temporary file(s) of killed runs: "
-                      f"{', '.join(str(p) for p in swept)}", file=sys.stderr)
-            written = module.run(params, out, args)
+        nproc = int(params.get(args.stage, {}).get("nproc", 1)) if args.stage in DISTRIBUTED_STAGES else 1
+        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+            # search.nproc / train.nproc: run this very command under torchrun (DVC, Snakemake, shell alike)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, torchrun_argv(nproc, argv))
+        group = None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            if args.stage not in DISTRIBUTED_STAGES:
+                raise RomeError(f"WORLD_SIZE = {os.environ['WORLD_SIZE']}: rome {args.stage} runs in one process; "
+                                f"expected it launched without torchrun (only {' and '.join(DISTRIBUTED_STAGES)} "
+                                "run across processes)")
+            from rome import distributed
+            from rome.reproducibility import resolve_device
+
+            group = distributed.init(resolve_device(params["device"]))
+        try:
+            if group is not None and not group.is_main:
+                # rank 0 alone holds the locks, sweeps and writes; the others compute with it
+                with using_inputs(parse_inputs(args.inputs)):
+                    module.run(params, out, args)
+                return 0  # rank 0 prints the folder: one last line on stdout, as with one process
+            else:
+                folders = locks.stage_folders(params, args.stage, out)
+                with locks.hold(folders, wait=args.wait), using_inputs(parse_inputs(args.inputs)):
+                    swept = [p for folder in folders for p in litter.sweep(folder)]
+                    if swept:
+                        print(f"rome {args.stage}: removed {len(swept)} temporary file(s) of killed runs: "
+                              f"{', '.join(str(p) for p in swept)}", file=sys.stderr)
+                    written = module.run(params, out, args)
+        finally:
+            if group is not None:
+                distributed.shutdown()
     except OSError as exc:
         if not is_disk_full(exc):
             raise

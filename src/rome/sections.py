@@ -78,6 +78,8 @@ class SearchConfig(Section):
     channels_last: bool
     amp: str
     workers: int
+    nproc: int
+    parallel: str
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,11 @@ class TrainConfig(Section):
     label_smoothing: float
     ema: bool
     ema_decay: float
+    sync_bn: bool
     channels_last: bool
     amp: str
     workers: int
+    nproc: int
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,17 @@ def all_runs(stage):
     )
 
 
+def gpus(stage):
+    """resources: gpu of search / train: one per process of the run (search.nproc / train.nproc;
+    `rome` itself then runs under torchrun inside the job)."""
+
+    def count(wildcards):
+        return int(run_params(PARAMS, wildcards.dataset, wildcards.space, wildcards.algorithm,
+                              wildcards.seed)[stage]["nproc"])
+
+    return count
+
+
 def torch_threads(cores):
     """A rule's threads: one per core Snakemake grants (rome passes them to torch)."""
     return max(1, cores)

@@ -1,4 +1,5 @@
-# GPU: resources gpu=N (the SLURM plugin turns it into --gpus=N); retries resume from the checkpoint
+# GPU: resources gpu=search.nproc (the SLURM plugin turns it into --gpus=N; with nproc > 1 `rome
+# search` runs itself under torchrun --standalone in the job); retries resume from the checkpoint
 # in state/ (a killed or preempted job continues where it stopped, bit-identical on the CPU).
 rule search:
     input:
@@ -12,7 +13,7 @@ rule search:
     threads: 2
     retries: 2
     resources:
-        gpu=1,
+        gpu=gpus("search"),
     log:
         "logs/search/{dataset}-{space}-{algorithm}-seed{seed}.log",
     benchmark:

@@ -34,7 +34,7 @@ rule table_search:
         code=CODE["search"],
     threads: 2
     resources:
-        gpu=1,
+        gpu=lambda w: tables.gpus(w.tscale, w.trun, w.tseed, "search"),
     log:
         "logs/tables/{tscale}/{trun}-seed{tseed}-search.log",
     conda:
@@ -69,7 +69,7 @@ rule table_train:
         code=CODE["train"],
     threads: 2
     resources:
-        gpu=1,
+        gpu=lambda w: tables.gpus(w.tscale, w.trun, w.tseed, "train"),
     log:
         "logs/tables/{tscale}/{trun}-seed{tseed}-train.log",
     conda:

@@ -13,7 +13,7 @@ rule train:
     threads: 2
     retries: 2
     resources:
-        gpu=1,
+        gpu=gpus("train"),
     log:
         "logs/train/{dataset}-{space}-{algorithm}-seed{seed}.log",
     benchmark:

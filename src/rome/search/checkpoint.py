@@ -1,7 +1,7 @@
 """Search checkpoints: atomic save, one-line errors for corrupt files and checkpoints of another config.
 
 The fingerprint is everything that shapes the trajectory (the whole ``search`` section except
-``workers``, the seed, the dataset and its manifest hash): a checkpoint whose fingerprint differs
+``workers`` and ``nproc`` (N processes take one process's steps), the seed, the dataset and its manifest hash): a checkpoint whose fingerprint differs
 is refused and left untouched, never silently overwritten or resumed.
 """
 
@@ -20,7 +20,7 @@ from rome.sections import SearchConfig
 
 CHECKPOINT_SCHEMA_VERSION = 1
 CHECKPOINT_FILE = "last.pt"
-NOT_FINGERPRINTED = ("workers",)
+NOT_FINGERPRINTED = ("workers", "nproc")
 
 
 def fingerprint(config: SearchConfig, seed: int, dataset: str, data_manifest_sha256: str | None) -> dict[str, Any]:

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rome.data.augmentation import resolve_search_augment
+from rome.distributed import SINGLE, ProcessGroup
 from rome.errors import RomeError
 from rome.genotype.types import count_param_free
 from rome.precision import bf16_autocast
@@ -107,6 +108,7 @@ class SearchState:
     behaviour: SearchBehaviour = field(default_factory=SearchBehaviour)
     epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    group: ProcessGroup = SINGLE
 
     @property
     def model(self) -> nn.Module:
@@ -118,7 +120,7 @@ class SearchState:
 
     def iteration(self, tau: float) -> dict[str, float]:
         """One iteration of Algorithm 1 on the next architecture batch and the next weight batch."""
-        return search_step(self.parts, self.train_batches, self.val_batches, tau, self.config.amp)
+        return search_step(self.parts, self.train_batches, self.val_batches, tau, self.config.amp, self.group)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -151,11 +153,17 @@ class SearchState:
 
 
 def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
-                device: torch.device | str = "cpu") -> SearchState:
-    """A fresh search (call ``rome.reproducibility.seed_everything`` first for reproducible weights)."""
+                device: torch.device | str = "cpu", group: ProcessGroup = SINGLE) -> SearchState:
+    """A fresh search (call ``rome.reproducibility.seed_everything`` first for reproducible weights).
+
+    Across processes (``group``) every rank builds the same state from the same seeds: same
+    weights, same alpha/beta, same sample and batch streams; only the share of the K draws differs."""
     s, seed = config, int(seed)
     device = torch.device(device)
     space = get_space(s.space, s.nodes)
+    if group.distributed and s.parallel == "batch" and s.batch_size % group.world_size:
+        raise RomeError(f"search.batch_size = {s.batch_size}: expected a multiple of the {group.world_size} processes "
+                        "with search.parallel = batch (each takes an equal slice)")
     if s.batch_size > min(len(data.train_labels), len(data.val_labels)):
         raise RomeError(f"search.batch_size = {s.batch_size}: larger than the search splits "
                         f"({len(data.train_labels)} / {len(data.val_labels)} images); lower it or enlarge data.subset")
@@ -184,7 +192,8 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
 
     return SearchState(config, seed, space, parts, scheduler,
                        batches(data.train_images, data.train_labels, TRAIN_ORDER_SEED),
-                       batches(data.val_images, data.val_labels, VAL_ORDER_SEED), data, device, behaviour)
+                       batches(data.val_images, data.val_labels, VAL_ORDER_SEED), data, device, behaviour,
+                       group=group.for_model(model, s.parallel))
 
 
 # ----------------------------------------------------------------------------- evaluation and statistics
@@ -238,16 +247,21 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
                device: torch.device | str = "cpu",
                *, max_epochs_this_run: int | None = None, progress: bool = True,
                log: Callable[[str], None] | None = None,
-               on_epoch: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+               on_epoch: Callable[[dict[str, Any]], None] | None = None,
+               group: ProcessGroup = SINGLE) -> SearchResult:
     """Run (or continue from ``checkpoint_dir/last.pt``) the search; checkpoint after every epoch.
 
     ``max_epochs_this_run`` stops early (a later call continues): the in-process stand-in for a kill.
     ``on_epoch`` receives each finished epoch's history row (experiment tracking hooks in here).
     ``log`` receives the messages (default: this module's logger at INFO, one line per epoch).
     ``config`` is the typed ``search`` section; ``seed`` and ``dataset`` complete the run's identity.
+    ``group`` (rome.distributed): every rank runs this, shares the K draws, resumes from the same
+    checkpoint; rank 0 alone saves checkpoints, logs and calls ``on_epoch``.
     """
     log = log if log is not None else logger.info
-    state = build_state(config, seed, dataset, data, device)
+    if not group.is_main:
+        log, progress, on_epoch = logger.debug, False, None
+    state = build_state(config, seed, dataset, data, device, group)
     s = config
     fp = fingerprint(config, seed, dataset, data.manifest_sha256)
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
@@ -257,6 +271,7 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
         if saved is not None:
             state.load_state_dict(saved)
             log(f"search: resuming {ckpt_path} after epoch {state.epoch}/{s.epochs}")
+        group.barrier()  # every rank has read the checkpoint before rank 0 may write the next one
     if state.algorithm.k_samples != s.k_samples:
         log(f"search: {s.algorithm} uses K = {state.algorithm.k_samples} (search.k_samples = {s.k_samples} ignored)")
     b = state.behaviour
@@ -266,6 +281,15 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
             f"nesterov {b.nesterov}, lr shifted one epoch {b.lr_epoch_shift}, arch warm-up epochs {b.arch_warmup_epochs}")
     elif state.epoch == 0 and (b.unrolled or b.arch_warmup_epochs):
         log(f"search: unrolled {b.unrolled}, arch warm-up epochs {b.arch_warmup_epochs}")
+    if group.distributed and s.parallel == "batch":
+        log(f"search: data parallel over {group.world_size} processes: each runs the K = {state.algorithm.k_samples} "
+            f"draws on {s.batch_size // group.world_size} of the {s.batch_size} images of each batch")
+    elif group.distributed:
+        idle = max(0, group.world_size - state.algorithm.k_samples)
+        log(f"search: K = {state.algorithm.k_samples} draws per step over {group.world_size} processes "
+            f"(rank r runs draws r, r+{group.world_size}, ...)"
+            + (f"; {idle} rank(s) have no draw and idle (search.parallel = batch shares the batch instead)"
+               if idle else ""))
     if state.epoch == 0:
         log(f"search: augmentation {state.train_batches.augment} on both search halves "
             f"(search.augment = {s.augment}, dataset {dataset})")
@@ -311,7 +335,7 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
                             "lower search.w_lr or check the data")
         state.history.append(row)
         state.epoch = epoch + 1
-        if ckpt_path is not None:
+        if ckpt_path is not None and group.is_main:
             save_checkpoint(ckpt_path, {"fingerprint": fp, "tau": tau, **state.state_dict()})
         run_epochs += 1
         if on_epoch is not None:

@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rome.distributed import SINGLE, ProcessGroup
+from rome.errors import RomeError
 from rome.precision import bf16_autocast
 from rome.search.algorithms import ArchSample, SearchAlgorithm
 from rome.search.unrolled import unrolled_arch_gradients
@@ -132,43 +134,58 @@ def weight_gradients(model: nn.Module, algorithm: SearchAlgorithm, x: torch.Tens
 
 
 def search_step(parts: StepParts, data_train: Iterator[Batch], data_val: Iterator[Batch], tau: float,
-                amp: str = "none") -> dict[str, float]:
+                amp: str = "none", group: ProcessGroup = SINGLE) -> dict[str, float]:
     """One iteration: ``arch_loss`` (when the algorithm learns alpha/beta), ``train_loss``, ``train_acc``.
 
     The data come as iterators, not batches, because an algorithm that learns no architecture
     (random), or an epoch of PC-DARTS's warm-up, never takes an architecture batch: its ``search_val``
     stream stays where it was. The weight batch is taken first because the unrolled gradient needs it.
+    Across processes (``group``, rome.distributed): every rank draws all K samples and takes the same
+    batches, runs only its share of the draws (or, data parallel, all draws on its slice of the
+    batch), and the gradients are reduced before each optimiser step, so every rank takes the same
+    step (in ``draws`` mode the step one process takes).
     """
     out: dict[str, float] = {}
     train_batch = next(data_train)
     if parts.weights_first:
-        out.update(weight_step(parts, train_batch, tau, amp))
+        out.update(weight_step(parts, train_batch, tau, amp, group))
     if parts.algorithm.learns_arch and parts.arch_active:
-        out["arch_loss"] = arch_step(parts, next(data_val), train_batch, tau, amp)
+        out["arch_loss"] = arch_step(parts, next(data_val), train_batch, tau, amp, group)
     if not parts.weights_first:
-        out.update(weight_step(parts, train_batch, tau, amp))
+        out.update(weight_step(parts, train_batch, tau, amp, group))
     return out
 
 
-def arch_step(parts: StepParts, val_batch: Batch, train_batch: Batch, tau: float, amp: str = "none") -> float:
-    """The architecture step (Adam on alpha/beta); returns the architecture loss."""
+def arch_step(parts: StepParts, val_batch: Batch, train_batch: Batch, tau: float, amp: str = "none",
+              group: ProcessGroup = SINGLE) -> float:
+    """The architecture step (Adam on alpha/beta); returns the architecture loss (mean over the K draws)."""
     assert parts.a_opt is not None
-    xa, ya = val_batch
+    k = parts.algorithm.k_samples
     parts.a_opt.zero_grad(set_to_none=True)
     if parts.unrolled:
+        if group.distributed:
+            # its virtual weight step runs several forwards per draw; the BatchNorm replay across ranks assumes one
+            raise RomeError("search.unrolled (second-order gradient) runs in one process; set search.nproc: 1")
         (sample,) = parts.draw()  # mixed-op algorithms: K = 1, no noise
         loss = unrolled_arch_gradients(parts.model, parts.algorithm, train_batch, val_batch, parts.w_opt, sample, tau, amp)
     else:
-        loss = arch_gradients(parts.model, parts.algorithm, xa, ya, parts.draw(), tau, amp)
+        xa, ya = group.shard(val_batch)
+        mine = group.share(parts.draw())
+        local = arch_gradients(parts.model, parts.algorithm, xa, ya, mine, tau, amp) if mine else 0.0
+        loss = group.mean_over_draws(list(parts.algorithm.arch.parameters()), local, len(mine), k)
     parts.a_opt.step()
     return loss
 
 
-def weight_step(parts: StepParts, train_batch: Batch, tau: float, amp: str = "none") -> dict[str, float]:
+def weight_step(parts: StepParts, train_batch: Batch, tau: float, amp: str = "none",
+                group: ProcessGroup = SINGLE) -> dict[str, float]:
     """The weight step (K samples summed, clipped, SGD); returns ``train_loss`` and ``train_acc``."""
-    xw, yw = train_batch
+    k = parts.algorithm.k_samples
+    xw, yw = group.shard(train_batch)
     parts.w_opt.zero_grad(set_to_none=True)
-    loss, acc = weight_gradients(parts.model, parts.algorithm, xw, yw, parts.draw(), tau, amp)
+    mine = group.share(parts.draw())
+    local = weight_gradients(parts.model, parts.algorithm, xw, yw, mine, tau, amp) if mine else (0.0, 0.0)
+    loss, acc = group.sum_over_draws(list(parts.model.parameters()), local, len(mine), k)
     nn.utils.clip_grad_norm_(parts.model.parameters(), parts.grad_clip)
     parts.w_opt.step()
     return {"train_loss": loss, "train_acc": acc}

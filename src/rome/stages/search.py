@@ -3,6 +3,10 @@
 The checkpoint lives in ``rome.paths.checkpoint_dir(params, "search")/last.pt`` (in state/, not an
 output): the same command continues a killed run; a finished run's checkpoint moves into the
 artifact. Measured figures (seconds, peak memory) go to the run record, never into the artifact.
+
+Under ``torchrun --nproc_per_node=N rome search`` every rank searches (the K draws shared, see
+rome.distributed); rank 0 alone writes the checkpoint, the artifact, the run record and W&B, the
+others wait for it at a barrier and write nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from rome import tracking
+from rome import distributed, tracking
 from rome.artifacts import atomic_dir, provenance, write_bytes, write_run_record
 from rome.paths import checkpoint_dir, input_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
@@ -123,7 +127,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
 
     seed_everything(params["seed"])
     set_deterministic(bool(params["deterministic"]))
-    device = resolve_device(params["device"])
+    group = distributed.current()
+    device = distributed.local_device(resolve_device(params["device"]))
     s = params["search"]
     if s["amp"] != "none" and device.type != "cuda":
         logger.warning(f"search: search.amp = {s['amp']!r} ignored on {device.type} "
@@ -131,11 +136,16 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     prepared = load_prepared(input_dir(params, "prepare"))
     data = SearchData.from_prepared(prepared)
     ckpt_dir = checkpoint_dir(params, "search")
+    if not group.is_main:
+        run_search(SearchConfig.from_params(params), params["seed"], params["data"]["dataset"], data, ckpt_dir,
+                   device, group=group)
+        group.barrier()  # rank 0 writes the artifact meanwhile
+        return out
     prov = provenance(params, SECTIONS, "search", prepared.data_sha256)
     with tracking.start(params, "search", SECTIONS, prov, run_id=tracking_run_id(ckpt_dir)) as tracker:
         tracker.use_artifact(prepared.path, tracking.artifact_name(params, "dataset"), "dataset")
         result = run_search(SearchConfig.from_params(params), params["seed"], params["data"]["dataset"], data, ckpt_dir,
-                            device, on_epoch=lambda row: log_epoch(tracker, row))
+                            device, on_epoch=lambda row: log_epoch(tracker, row), group=group)
         with atomic_dir(out) as tmp:
             write_outputs(tmp, result, params, prepared.data_sha256)
             export_checkpoint(ckpt_dir / search_checkpoint.CHECKPOINT_FILE, tmp / CHECKPOINT_FILE)
@@ -147,6 +157,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     # *interrupted* run, so a later run with changed params starts fresh instead of tripping over a
     # completed run's checkpoint (an interrupted one is still refused).
     shutil.rmtree(ckpt_dir, ignore_errors=True)
+    group.barrier()
     last = result.history[-1]
     logger.info(f"search: {s['algorithm']} on {s['space']}: val acc {last['val_acc']:.3f}, "
                 f"parameter-free ops in the normal cell {last['n_param_free_normal']}")

@@ -18,9 +18,19 @@ Choices where the paper is silent (each tested in tests/test_train.py):
     are the *final* epoch's (EMA weights when train.ema), never picked by test accuracy; the best
     epoch is reported for information only.
 
+Across processes (``torchrun --nproc_per_node=N rome train``), as timm's train.py: the model is
+wrapped in DistributedDataParallel (gradients averaged), ``train.sync_bn`` converts BatchNorm to
+SyncBatchNorm (rome.training.sync_batchnorm on the CPU), rank 0 alone writes checkpoints, the
+summary, the artifact, the run record and W&B. Where this differs from timm, on purpose:
+``train.batch_size`` is the GLOBAL batch (each rank takes 1/N of it: rome.training.shards), so
+the params mean the same run whatever N; per-image augmentation is seeded by (epoch, image), so a
+rank sees the crops one process would; each rank reseeds its own RNG stream (drop path, cutout,
+mixup) from (seed, epoch, rank). Validation runs on every rank (same weights, same numbers).
+
 Resume: ``checkpoint_dir(params, "train")`` keeps CheckpointSaver's ``last.pth.tar`` /
 ``model_best.pth.tar``, ``summary.csv`` and ``run.json`` (what must match to resume: everything but
-``train.epochs``, which may grow). ``--fresh`` discards it.
+``train.epochs``, which may grow, and ``train.nproc``: the global batches do not depend on it; the
+continuation is exact with the same number of processes). ``--fresh`` discards it.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, update_summary
 from torch.utils.data import DataLoader
 
-from rome import tracking
+from rome import distributed, tracking
 from rome.artifacts import atomic_dir, provenance, write_json, write_run_record
 from rome.data.loaders import ImageTensorDataset
 from rome.data.prepared import PreparedData, load_prepared
@@ -51,9 +61,10 @@ from rome.errors import RomeError
 from rome.paths import checkpoint_dir, input_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.sections import TrainConfig
-from rome.training import checkpoint, network
+from rome.training import checkpoint, network, sync_batchnorm
 from rome.training.augment import cutout, train_transform, uses_flip
 from rome.training.loop import StepSettings, require_finite, train_one_epoch, validate
+from rome.training.shards import RankSlices, SeededImages
 from rome.training.model_artifact import (
     METRICS_FILE,
     METRICS_SCHEMA_VERSION,
@@ -73,9 +84,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="discard the resume checkpoint (state/<run>/train_ckpt/) and start again from epoch 0")
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """An independent, reproducible seed per (run seed, epoch): what makes resume exact."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """An independent, reproducible seed per (run seed, epoch[, rank]): what makes resume exact;
+    rank r > 0 of a multi-process run gets its own stream (its own drop-path masks, as in timm)."""
+    return int(np.random.SeedSequence([seed, epoch, *([rank] if rank else [])]).generate_state(1)[0])
 
 
 def make_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
@@ -100,12 +112,13 @@ def make_criterion(train: TrainConfig, num_classes: int) -> tuple[torch.nn.Modul
 
 
 def train_loader(data: PreparedData, dataset: str, train: TrainConfig, device: torch.device,
-                 generator: torch.Generator) -> DataLoader:
+                 generator: torch.Generator, group: distributed.ProcessGroup = distributed.SINGLE) -> DataLoader:
+    """This rank's slice of each global batch (rome.training.shards); augmentation seeded per image."""
     images, labels = data.split("train")
-    ds = ImageTensorDataset(images, labels, data.mean, data.std,
-                            transform=train_transform(data.resolution, flip=uses_flip(dataset)))
-    loader = DataLoader(ds, batch_size=train.batch_size, shuffle=True, drop_last=True,
-                        num_workers=train.workers, generator=generator, pin_memory=device.type == "cuda")
+    ds = SeededImages(ImageTensorDataset(images, labels, data.mean, data.std,
+                                         transform=train_transform(data.resolution, flip=uses_flip(dataset))))
+    slices = RankSlices(len(ds), train.batch_size, group.rank, group.world_size, generator)
+    loader = DataLoader(ds, batch_sampler=slices, num_workers=train.workers, pin_memory=device.type == "cuda")
     if len(loader) == 0:
         raise RomeError(f"train.batch_size = {train.batch_size}: larger than the train split "
                         f"({len(ds)} images); expected <= {len(ds)}")
@@ -139,7 +152,8 @@ def export_state(trained: torch.nn.Module, deployable: torch.nn.Module) -> dict[
 def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = None) -> Path:
     t0 = time.perf_counter()
     t = TrainConfig.from_params(params)
-    device = resolve_device(params["device"])
+    group = distributed.current()
+    device = distributed.local_device(resolve_device(params["device"]))
     set_deterministic(params["deterministic"])
     data = load_prepared(input_dir(params, "prepare"))
     source = network.load_source(network.genotype_path(params))
@@ -154,31 +168,40 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     model = network.build(name, kwargs, auxiliary=use_aux, drop_path_rate=t.drop_path).to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if t.sync_bn and group.distributed:
+        model = sync_batchnorm.convert(model, device)
     optimizer = make_optimizer(model, t)
     ema = ModelEmaV3(model, decay=t.ema_decay) if t.ema else None
 
     ckpt_dir = checkpoint_dir(params, "train")
-    if args is not None and getattr(args, "fresh", False) and ckpt_dir.exists():
-        shutil.rmtree(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     ident = checkpoint.identity({"seed": params["seed"], "data": params["data"],
-                                 "train": {k: v for k, v in t.as_dict().items() if k != "epochs"},
+                                 "train": {k: v for k, v in t.as_dict().items() if k not in ("epochs", "nproc")},
                                  "network": name, "kwargs": kwargs, "data_manifest_sha256": data.manifest_sha256})
-    if checkpoint.check_identity(ckpt_dir, ident):
-        logger.info(f"train: {ckpt_dir} holds a finished run with other params; starting fresh")
-        shutil.rmtree(ckpt_dir)
-        ckpt_dir.mkdir(parents=True)
-    (ckpt_dir / checkpoint.COMPLETE_FILE).unlink(missing_ok=True)
+    if group.is_main:
+        if args is not None and getattr(args, "fresh", False) and ckpt_dir.exists():
+            shutil.rmtree(ckpt_dir)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if checkpoint.check_identity(ckpt_dir, ident):
+            logger.info(f"train: {ckpt_dir} holds a finished run with other params; starting fresh")
+            shutil.rmtree(ckpt_dir)
+            ckpt_dir.mkdir(parents=True)
+        (ckpt_dir / checkpoint.COMPLETE_FILE).unlink(missing_ok=True)
+    group.barrier()  # the others read the checkpoint folder rank 0 has settled
     saver = checkpoint.Saver(model, optimizer, model_ema=ema, checkpoint_dir=str(ckpt_dir),
                             recovery_dir=str(ckpt_dir), decreasing=False, max_history=1)
     start = checkpoint.resume(ckpt_dir, model, optimizer, ema, saver)
     if start > t.epochs:
         raise RomeError(f"train.epochs = {t.epochs}: {ckpt_dir / checkpoint.LAST_FILE} already finished "
                         f"{start} epochs; expected >= {start}, or `rome train --fresh`")
-    checkpoint.write_identity(ckpt_dir, ident)
+    group.barrier()  # every rank has read the checkpoint before rank 0 may write the next one
+    if group.is_main:
+        checkpoint.write_identity(ckpt_dir, ident)
+    # gradients averaged over the ranks during backward; rank 0's weights broadcast once at wrapping
+    trained = model if not group.distributed else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
 
     generator = torch.Generator()
-    loader = train_loader(data, params["data"]["dataset"], t, device, generator)
+    loader = train_loader(data, params["data"]["dataset"], t, device, generator, group)
     steps = min(t.steps_per_epoch or len(loader), len(loader))
     scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=t.epochs, min_lr=t.lr_min,
                                        warmup_epochs=t.warmup_epochs, warmup_lr=t.lr / 100,
@@ -191,37 +214,50 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
                             erasing=cutout(t.random_erasing, device))
     test_images, test_labels = data.split("test")
     summary = ckpt_dir / SUMMARY_FILE
-    trim_summary(summary, start)
+    if group.is_main:
+        trim_summary(summary, start)
     prov = provenance(params, SECTIONS, "train", data.data_sha256)
+    log = logger.info if group.is_main else logger.debug
     if start:
-        logger.info(f"train: resuming {ckpt_dir / checkpoint.LAST_FILE} at epoch {start}/{t.epochs}")
+        log(f"train: resuming {ckpt_dir / checkpoint.LAST_FILE} at epoch {start}/{t.epochs}")
+    if group.distributed:
+        log(f"train: {group.world_size} processes, {t.batch_size // group.world_size} images each per global "
+            f"batch of {t.batch_size}, BatchNorm {'synchronised' if t.sync_bn else 'per process'}")
 
     epoch_seconds: list[float] = []
-    with tracking.start(params, "train", SECTIONS, prov, run_id=tracking.tracking_run_id(ckpt_dir)) as tracker:
+    tracker_cm = (tracking.start(params, "train", SECTIONS, prov, run_id=tracking.tracking_run_id(ckpt_dir))
+                  if group.is_main else tracking.Tracker())
+    with tracker_cm as tracker:
         if not t.genotype:
             tracker.use_artifact(source.path, tracking.artifact_name(params, "genotype"), "genotype")
         for epoch in range(start, t.epochs):
             te = time.perf_counter()
-            seed_everything(epoch_seed(params["seed"], epoch))
-            generator.manual_seed(epoch_seed(params["seed"], epoch))
+            seed_everything(epoch_seed(params["seed"], epoch, group.rank))
+            generator.manual_seed(epoch_seed(params["seed"], epoch))  # the shuffle: one order for all ranks
+            loader.dataset.epoch_seed = epoch_seed(params["seed"], epoch)
             network.set_drop_path(model, t.drop_path * epoch / t.epochs)
             lr = optimizer.param_groups[0]["lr"]
             train_metrics, num_updates = train_one_epoch(
-                model, loader, steps, optimizer, criterion, settings, scheduler=scheduler, num_updates=num_updates,
-                ema=ema, desc=f"train epoch {epoch + 1}/{t.epochs}")
+                trained, loader, steps, optimizer, criterion, settings, scheduler=scheduler, num_updates=num_updates,
+                ema=ema, ema_source=model, desc=f"train epoch {epoch + 1}/{t.epochs}", progress=group.is_main)
+            train_metrics = dict(zip(train_metrics, group.mean_floats(*train_metrics.values())))
             eval_metrics = validate(ema.module if ema is not None else model, test_images, test_labels, data.mean,
-                                    data.std, data.num_classes, settings, desc="test")
+                                    data.std, data.num_classes, settings, desc="test", progress=group.is_main)
             require_finite(eval_metrics["loss"], f"train epoch {epoch + 1}/{t.epochs} (test pass)")
-            update_summary(epoch, train_metrics, eval_metrics, str(summary), lr=lr)
-            saver.save_checkpoint(epoch, metric=eval_metrics["top1"])
+            if group.is_main:
+                update_summary(epoch, train_metrics, eval_metrics, str(summary), lr=lr)
+                saver.save_checkpoint(epoch, metric=eval_metrics["top1"])
             epoch_seconds.append(round(time.perf_counter() - te, 3))
             tracker.log({"lr": lr, "seconds": epoch_seconds[-1], **{f"train/{k}": v for k, v in train_metrics.items()},
                          **{f"test/{k}": v for k, v in eval_metrics.items()}}, step=epoch)
-            logger.info(f"train: epoch {epoch + 1}/{t.epochs} lr {lr:.5f} loss {train_metrics['loss']:.4f} "
+            log(f"train: epoch {epoch + 1}/{t.epochs} lr {lr:.5f} loss {train_metrics['loss']:.4f} "
                         f"train_top1 {train_metrics['top1']:.2f} | test loss {eval_metrics['loss']:.4f} "
                         f"top1 {eval_metrics['top1']:.2f} top5 {eval_metrics['top5']:.2f} "
                         f"({time.perf_counter() - te:.1f}s)")
 
+        if not group.is_main:
+            group.barrier()  # rank 0 exports, evaluates and writes the artifact meanwhile
+            return out
         deployable = network.build(name, kwargs).to(device)
         state = export_state(ema.module if ema is not None else model, deployable)
         final = validate(deployable, test_images, test_labels, data.mean, data.std, data.num_classes,
@@ -260,8 +296,9 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         tracker.summary({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracker.log_artifact(out / MODEL_FILE, tracking.artifact_name(params, "model"), "model")
         write_run_record(params, "train", out, tracker.run_id, seconds=round(time.perf_counter() - t0, 3),
-                         resumed_at_epoch=start, epoch_seconds=epoch_seconds)
+                         resumed_at_epoch=start, epoch_seconds=epoch_seconds, processes=group.world_size)
     logger.info(f"train: {name} {t.epochs} epochs x {steps} steps, test top1 {final['top1']:.2f} "
                 f"(best {saver.best_metric if saver.best_metric is not None else float('nan'):.2f}) "
                 f"in {time.perf_counter() - t0:.1f}s")
+    group.barrier()
     return out

@@ -41,6 +41,17 @@ def command(scale: str, run_id: str, seed: str | int, stage: str) -> str:
     return stage_command(run_of(scale, run_id, seed), stage)
 
 
+def gpus(scale: str, run_id: str, seed: str | int, stage: str) -> int:
+    """A table run's search or train job: one GPU per process (``search.nproc`` / ``train.nproc``
+    of the run's resolved params; ``rome`` runs itself under torchrun when it is > 1)."""
+    from rome.config import load_params
+    from rome.tables.runs import BASE_PARAMS_FILE, TABLES_DIR, format_value
+
+    run = run_of(scale, run_id, seed)
+    params = load_params(TABLES_DIR / BASE_PARAMS_FILE, [f"{k}={format_value(v)}" for k, v in run.set_flags()])
+    return int(params[stage]["nproc"])
+
+
 def prepare_command(scale: str, data_id: str) -> str:
     return stage_command(prepared()[(scale, data_id)], "prepare")
 
@@ -58,4 +69,4 @@ def report_input_files(scale: str, table: str) -> list[str]:
             *(str(p) for p in report_inputs(load_table(table), list(plans(scale, table))))]
 
 
-__all__ = ["RUNS_DIR", "command", "prepare_command", "report_input_files", "run_of", "runs", "upstream"]
+__all__ = ["RUNS_DIR", "command", "gpus", "prepare_command", "report_input_files", "run_of", "runs", "upstream"]

@@ -57,14 +57,17 @@ def require_finite(loss: float, where: str) -> None:
 def train_one_epoch(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], steps: int,
                     optimizer: torch.optim.Optimizer, criterion: torch.nn.Module, settings: StepSettings,
                     scheduler: Any = None, num_updates: int = 0, ema: ModelEmaV3 | None = None,
-                    desc: str = "train") -> tuple[dict[str, float], int]:
+                    desc: str = "train", ema_source: torch.nn.Module | None = None,
+                    progress: bool = True) -> tuple[dict[str, float], int]:
     """Run ``steps`` optimizer steps; returns ({loss, top1}, num_updates after the epoch).
 
     ``top1`` is measured against the un-mixed labels, so with mixup it is only indicative.
+    ``model`` may be a DistributedDataParallel wrapper; the EMA then follows ``ema_source``, the
+    wrapped network (its state_dict keys are the checkpoint's).
     """
     model.train()
     losses, top1 = AverageMeter(), AverageMeter()
-    bar = tqdm(total=steps, desc=desc, leave=False, dynamic_ncols=True)
+    bar = tqdm(total=steps, desc=desc, leave=False, dynamic_ncols=True, disable=not progress)
     for step, (images, labels) in enumerate(batches):
         if step >= steps:
             break
@@ -89,7 +92,7 @@ def train_one_epoch(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor
         optimizer.step()
         num_updates += 1
         if ema is not None:
-            ema.update(model, step=num_updates)
+            ema.update(ema_source if ema_source is not None else model, step=num_updates)
         if scheduler is not None:
             scheduler.step_update(num_updates=num_updates)
         n = labels.size(0)
@@ -104,14 +107,14 @@ def train_one_epoch(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor
 @torch.no_grad()
 def validate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, mean: Iterable[float],
              std: Iterable[float], num_classes: int, settings: StepSettings, batch_size: int = 256,
-             desc: str = "eval") -> dict[str, float]:
+             desc: str = "eval", progress: bool = True) -> dict[str, float]:
     """Cross-entropy, top-1 and top-5 (%) of uint8 ``images`` in eval mode, normalised chunk by chunk."""
     model.eval()
     m, s = channel_stats(mean, std, settings.device)
     k1, k5 = topk(num_classes)
     losses, top1, top5 = AverageMeter(), AverageMeter(), AverageMeter()
     starts = range(0, len(labels), batch_size)
-    for i in tqdm(starts, desc=desc, leave=False, dynamic_ncols=True):
+    for i in tqdm(starts, desc=desc, leave=False, dynamic_ncols=True, disable=not progress):
         x = normalize(images[i:i + batch_size].to(settings.device), m, s, settings.channels_last)
         y = labels[i:i + batch_size].to(settings.device)
         with bf16_autocast(settings.device, settings.amp, on_cpu=True):
