@@ -149,9 +149,10 @@ def test_measure_toy_equal_passes_orders_memory_by_executed_ops() -> None:
 
 def test_measure_toy_before_keeps_the_untraversed_graph_alive() -> None:
     """The old arch step saves the weight-only activations and holds them into the next pass; the current one not."""
-    after = memory.measure(memory.parse_config("rome:3"), passes=6, **SIZES)
-    before = memory.measure(memory.parse_config("rome:3@before"), passes=6, **SIZES)
-    freed = memory.measure(memory.parse_config("rome:3@freed"), passes=6, **SIZES)
+    sizes = dict(layers=3, init_channels=8, batch_size=8, resolution=16, warmup=1, passes=6)  # MB-rounded: not tiny
+    after = memory.measure(memory.parse_config("rome:3"), **sizes)
+    before = memory.measure(memory.parse_config("rome:3@before"), **sizes)
+    freed = memory.measure(memory.parse_config("rome:3@freed"), **sizes)
     k = 3  # per iteration: 3 arch passes, then 3 weight passes; the draws are the same in the three runs
     arch = slice(0, k)
     assert all(a < b for a, b in zip(after["saved_per_pass_mb"][arch], before["saved_per_pass_mb"][arch]))
