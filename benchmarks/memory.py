@@ -164,11 +164,14 @@ def probe(*, space: str = "darts", layers: int = 8, init_channels: int = 16, bat
 
 def measure(config: dict[str, Any], *, space: str = "darts", layers: int = 8, init_channels: int = 16,
             batch_size: int = 64, resolution: int = 32, num_classes: int = 10, device: str = "cpu",
-            warmup: int = 1, passes: int = 14, tau: float = 5.0, seed: int = 0,
+            warmup: int = 1, passes: int = 14, mixed_passes: int | None = None, tau: float = 5.0, seed: int = 0,
             worst: dict[str, Any] | None = None) -> dict[str, Any]:
     """Time and per-pass memory of ``config`` over ``passes`` passes (run it in a fresh process for the RSS).
 
-    ``worst``: the probe's output, needed for an ``@worst`` configuration.
+    ``mixed_passes``: passes for the methods that run the same mixed network on every pass (darts,
+    pc_darts; default ``passes``): they draw nothing, so their per-pass figures do not depend on the
+    number of passes, and DARTS's 9 GB passes are the slowest by far. ``worst``: the probe's output,
+    needed for an ``@worst`` configuration.
     """
     import torch
 
@@ -181,6 +184,8 @@ def measure(config: dict[str, Any], *, space: str = "darts", layers: int = 8, in
     dev, algo, model, x, y, gen, parts = _setup(algorithm, config["k_samples"], space, layers, init_channels,
                                                 batch_size, resolution, num_classes, device, seed)
     batch = itertools.repeat((x, y))
+    if algo.op_mode == "mixed" and mixed_passes is not None:
+        passes = mixed_passes
     per_iteration = algo.k_samples * (2 if algo.learns_arch else 1)
     iterations = max(1, math.ceil(passes / per_iteration))
     out: dict[str, Any] = {
@@ -440,7 +445,9 @@ def table(doc: dict[str, Any]) -> str:
                      _num(paper_gb, 1), _num(paper_gb / PAPER["peak_memory_gb"]["darts"], 3) if paper_gb else None])
     lines = [f"**{f['device'].upper()}**, space {s['space']}, batch {s['batch_size']}, {s['layers']} cells, "
              f"{s['init_channels']} channels, {s['resolution']}x{s['resolution']}; every configuration measured over "
-             f"{passes} passes (one sub-network's forward + backward each) after {s['warmup']} warm-up iteration(s); "
+             f"{passes} passes (one sub-network's forward + backward each"
+             + (f"; DARTS and PC-DARTS, which run one network on every pass: {s['mixed_passes']}"
+                if s.get("mixed_passes") not in (None, passes) else "") + f") after {s['warmup']} warm-up iteration(s); "
              f"memory per pass, peak / mean over the passes; baseline process RSS {f['baseline_rss_mb']:.0f} MB.", "",
              report.markdown_table(header, main), ""]
     bounds = []
@@ -504,18 +511,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--passes", type=int, default=14,
                    help="sub-network passes measured per configuration, rounded up to whole iterations (default 14: "
                         "one ROME K=7 iteration, seven GDAS ones)")
+    p.add_argument("--mixed-passes", type=int, default=None,
+                   help="passes for darts and pc_darts, which run the same network on every pass (default: --passes)")
     p.add_argument("--out", type=Path, default=None, help="result JSON (default: benchmarks/results/memory_<device>.json)")
     p.add_argument("--no-readme", action="store_true", help="do not regenerate the README table")
 
 
-SETTING_KEYS = ("space", "layers", "init_channels", "batch_size", "resolution", "device", "warmup", "passes")
+SETTING_KEYS = ("space", "layers", "init_channels", "batch_size", "resolution", "device", "warmup", "passes",
+                "mixed_passes")
 
 
 def main(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Path:
     settings = {"space": args.space, "batch_size": args.batch, "layers": args.layers, "init_channels": args.channels,
-                "resolution": args.resolution, "device": args.device, "warmup": args.warmup, "passes": args.passes}
-    if args.warmup < 1 or args.passes < 1:
-        raise RomeError(f"--warmup {args.warmup} / --passes {args.passes}: expected both >= 1")
+                "resolution": args.resolution, "device": args.device, "warmup": args.warmup, "passes": args.passes,
+                "mixed_passes": args.mixed_passes}
+    if args.warmup < 1 or args.passes < 1 or (args.mixed_passes is not None and args.mixed_passes < 1):
+        raise RomeError(f"--warmup {args.warmup} / --passes {args.passes} / --mixed-passes {args.mixed_passes}: "
+                        "expected >= 1")
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     for c in configs:
         try:

@@ -182,9 +182,11 @@ def test_worst_case_bounds_every_drawn_sub_network() -> None:
 def test_measure_toy_places_pc_darts_between_gdas_and_darts() -> None:
     """PC-DARTS runs every op as DARTS, but on 1/4 of the channels: more than GDAS's 14 ops, far less than DARTS."""
     assert "pc_darts" in memory.DEFAULT_CONFIGS and memory.PAPER["peak_memory_gb"]["pc_darts"] == 3.7
-    sizes = dict(layers=3, init_channels=8, batch_size=2, resolution=8, warmup=1, passes=2)
-    got = {c: memory.measure(memory.parse_config(c), **sizes)["saved_bytes"] for c in ("darts", "pc_darts", "gdas")}
+    sizes = dict(layers=3, init_channels=8, batch_size=2, resolution=8, warmup=1, passes=4, mixed_passes=2)
+    rows = {c: memory.measure(memory.parse_config(c), **sizes) for c in ("darts", "pc_darts", "gdas")}
+    got = {c: r["saved_bytes"] for c, r in rows.items()}
     assert got["gdas"] < got["pc_darts"] < got["darts"] / 2
+    assert {c: r["passes"] for c, r in rows.items()} == {"darts": 2, "pc_darts": 2, "gdas": 4}  # --mixed-passes
 
 
 def test_memory_table_lists_rows_bounds_savings_targets_and_paper() -> None:
@@ -195,7 +197,7 @@ def test_memory_table_lists_rows_bounds_savings_targets_and_paper() -> None:
     memory.add_ratios(rows, metrics)
     worst = {"rome": {"described": {"normal": {"edges": [[0, "sep_conv_3x3"]] * 8}}}}
     figures = {"device": "cpu", "settings": {"space": "darts", "batch_size": 64, "layers": 8, "init_channels": 16,
-                                              "resolution": 32, "warmup": 1, "passes": 14},
+                                              "resolution": 32, "warmup": 1, "passes": 14, "mixed_passes": 2},
                "baseline_rss_mb": 700.0, "rows": rows, "targets": memory.check_targets(rows, metrics),
                "worst_case": worst, "before_after": memory.before_after(rows, metrics), "memory_metrics": metrics}
     doc = report.result_document("memory", "python -m benchmarks memory", figures, memory.PAPER)
@@ -204,6 +206,7 @@ def test_memory_table_lists_rows_bounds_savings_targets_and_paper() -> None:
     assert "| rome@worst | normal: 8 edges: 8 sep_conv_3x3 | 250.0 | 420.0 |" in text
     assert "| rome:1 | before | 220.0 → 200.0 (× 0.909) |" in text
     assert "| darts | 1 |" in text and "9.4" in text and "2.3" in text
+    assert "PC-DARTS, which run one network on every pass: 2) after 1 warm-up" in text
     assert "met" in text and "missed" in text and "commit" in text
 
 
