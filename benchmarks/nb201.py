@@ -1,4 +1,4 @@
-"""Search quality on NAS-Bench-201: ROME, GDAS, DARTS and random sampling, looked up in an NB201 table.
+"""Search quality on NAS-Bench-201: ROME, GDAS, DARTS, PC-DARTS and random sampling, looked up in an NB201 table.
 
 Runs the pipeline itself: ``snakemake --cores 2 --configfile benchmarks/configs/nb201.yaml`` (the
 ``nb201_bench`` preset: a sweep over algorithms x seeds on real CIFAR-10 through the imagefolder

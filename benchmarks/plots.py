@@ -18,7 +18,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from rome.artifacts import write_bytes  # noqa: E402
 
-COLOURS = {"rome": "#2ca02c", "gdas": "#ff7f0e", "darts": "#1f77b4", "random": "#7f7f7f"}
+COLOURS = {"rome": "#2ca02c", "gdas": "#ff7f0e", "darts": "#1f77b4", "pc_darts": "#9467bd", "random": "#7f7f7f"}
 
 
 @dataclass

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark 1 on a GPU at the paper's setting (batch 64, 8 cells, 16 channels, 32x32), in one go:
-# torch.cuda.max_memory_allocated and CUDA-event timings for DARTS, PC-DARTS, GDAS, ROME K=1 and K=7, each in a
+# torch.cuda.max_memory_allocated per pass and CUDA-event timings for DARTS, PC-DARTS, GDAS, ROME K=1 and K=7 over the
+# same number of passes, the GDAS and ROME worst-case bounds and the before/after savings, each in a
 # fresh process. Writes benchmarks/results/memory_cuda.json and its table in benchmarks/README.md.
 # A few minutes on an H100. Usage: benchmarks/run_gpu.sh [extra `python -m benchmarks memory` options]
 set -euo pipefail
@@ -10,4 +11,4 @@ PY=${PYTHON:-.venv/bin/python}
 export WANDB_MODE=disabled WANDB_SILENT=true
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device visible to torch')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-"$PY" -m benchmarks memory --device cuda --warmup 2 --repeats 5 "$@"
+"$PY" -m benchmarks memory --device cuda --warmup 2 --passes 28 "$@"

@@ -67,27 +67,42 @@ def test_command_line_and_formatting() -> None:
 # ----------------------------------------------------------------------------- memory
 
 
-def _row(label: str, saved: int, rss: float, secs: float) -> dict:
+def _row(label: str, saved: int, rss: float, secs: float, mean_frac: float = 0.8) -> dict:
     cfg = memory.parse_config(label)
-    return {"label": cfg["label"], "algorithm": cfg["algorithm"], "k_samples": cfg["k_samples"], "saved_bytes": saved,
-            "saved_mb": round(saved / 2**20, 1), "rss_delta_mb": rss, "seconds_per_iteration": secs}
+    return {"label": cfg["label"], "algorithm": cfg["algorithm"], "k_samples": cfg["k_samples"],
+            "variant": cfg["variant"], "saved_bytes": saved, "saved_mb": round(saved / 2**20, 1),
+            "saved_mean_mb": round(mean_frac * saved / 2**20, 1), "saved_live_mb": round(saved / 2**20, 1),
+            "rss_delta_mb": rss, "rss_delta_mean_mb": mean_frac * rss, "rss_delta_median_mb": mean_frac * rss,
+            "seconds_per_iteration": secs, "seconds_per_pass": secs / 2, "passes": 14, "iterations": 7}
 
 
 def test_ratios_use_exact_bytes_and_judge_targets() -> None:
     rows = [_row("darts", 1000 * 2**20, 800.0, 10.0), _row("gdas", 300 * 2**20, 400.0, 2.0),
-            _row("rome:1", 200 * 2**20, 350.0, 1.0), _row("rome:7", 200 * 2**20 + 1, 380.0, 7.0)]
+            _row("rome:1", 200 * 2**20, 350.0, 1.0), _row("rome:7", 200 * 2**20 + 1, 380.0, 7.0),
+            _row("rome:7@before", 250 * 2**20, 390.0, 7.0)]
     metrics = memory.metrics_for("cpu")
     memory.add_ratios(rows, metrics)
     rome1 = rows[2]
     assert rome1["saved_mb_vs_darts"] == 0.2 and rome1["saved_mb_vs_gdas"] == pytest.approx(0.667, abs=1e-3)
     assert rome1["seconds_vs_darts"] == 0.1 and rows[0]["saved_mb_vs_darts"] == 1.0
+    assert rome1["rss_delta_mean_mb_vs_gdas"] == 0.875 and rome1["saved_mean_mb_vs_darts"] == 0.2
     checks = memory.check_targets(rows, metrics)
-    assert {c["config"] for c in checks} == {"rome:1", "rome:7"}  # only ROME rows are judged
+    assert {c["config"] for c in checks} == {"rome:1", "rome:7"}  # only plain ROME rows are judged
     by = {(c["config"], c["metric"], c["reference"]): c for c in checks}
     assert by[("rome:1", "saved_mb", "darts")]["met"] is True
     assert by[("rome:1", "saved_mb", "gdas")]["met"] is True
     assert by[("rome:1", "rss_delta_mb", "darts")]["met"] is False  # 350 / 800 = 0.44 > 0.25
     assert by[("rome:1", "rss_delta_mb", "gdas")]["ratio"] == 0.875
+    assert ("rome:1", "rss_delta_mean_mb", "gdas") in by  # the mean over passes is judged too
+
+
+def test_before_after_pairs_each_variant_with_its_plain_row() -> None:
+    rows = [_row("rome:7", 200 * 2**20, 380.0, 7.0), _row("rome:7@before", 250 * 2**20, 400.0, 7.5),
+            _row("gdas@before", 1, 1.0, 1.0)]  # no plain gdas row: nothing to compare
+    got = memory.before_after(rows, memory.metrics_for("cpu"))
+    assert [(e["config"], e["step"]) for e in got] == [("rome:7", "before")]
+    assert got[0]["saved_mb"] == {"before": 250.0, "after": 200.0, "ratio": 0.8}
+    assert got[0]["rss_delta_mb"]["ratio"] == 0.95
 
 
 def test_ratios_without_reference_are_none() -> None:
@@ -98,48 +113,100 @@ def test_ratios_without_reference_are_none() -> None:
 
 
 def test_parse_config() -> None:
-    assert memory.parse_config("rome:7") == {"label": "rome:7", "algorithm": "rome", "k_samples": 7}
-    assert memory.parse_config("gdas") == {"label": "gdas", "algorithm": "gdas", "k_samples": 1}
+    assert memory.parse_config("rome:7") == {"label": "rome:7", "algorithm": "rome", "k_samples": 7, "variant": None}
+    assert memory.parse_config("gdas") == {"label": "gdas", "algorithm": "gdas", "k_samples": 1, "variant": None}
+    assert memory.parse_config("rome:7@before")["variant"] == "before"
+    assert memory.parse_config("gdas@worst") == {"label": "gdas@worst", "algorithm": "gdas", "k_samples": 1,
+                                                 "variant": "worst"}
     with pytest.raises(ValueError, match="unknown configuration"):
         memory.parse_config("pcdarts")
+    with pytest.raises(ValueError, match="unknown variant"):
+        memory.parse_config("rome:7@best")
+    with pytest.raises(ValueError, match="worst case exists"):
+        memory.parse_config("darts@worst")
 
 
-def test_measure_toy_orders_memory_by_executed_ops() -> None:
-    """DARTS runs every op, GDAS one per edge (14), ROME 8 edges: the saved activations follow."""
-    sizes = dict(layers=3, init_channels=2, batch_size=2, resolution=8, warmup=1, repeats=1)
-    got = {c: memory.measure(memory.parse_config(c), **sizes) for c in ("darts", "gdas", "rome:1", "rome:2")}
+SIZES = dict(layers=3, init_channels=2, batch_size=2, resolution=8, warmup=1)
+
+
+def test_measure_toy_equal_passes_orders_memory_by_executed_ops() -> None:
+    """DARTS runs every op, GDAS one per edge (14), ROME 8 edges; every configuration over the same passes."""
+    got = {c: memory.measure(memory.parse_config(c), passes=4, **SIZES) for c in ("darts", "gdas", "rome:1", "rome:2")}
     assert got["rome:1"]["saved_bytes"] < got["gdas"]["saved_bytes"] < got["darts"]["saved_bytes"]
     assert got["rome:2"]["k_samples"] == 2 and got["gdas"]["k_samples"] == 1
+    assert {c: (r["iterations"], r["passes"]) for c, r in got.items()} == {
+        "darts": (2, 4), "gdas": (2, 4), "rome:1": (2, 4), "rome:2": (1, 4)}
     for row in got.values():
-        assert row["saved_passes"] == 2 * row["k_samples"] * 2 or row["algorithm"] != "rome"  # (warm-up + 1) x 2 steps x K
-        assert row["saved_min_mb"] <= row["saved_mean_mb"] <= row["saved_mb"]
-        assert row["timer"] == "perf_counter" and row["seconds_per_iteration"] > 0 and row["rss_peak_mb"] > 0
+        assert row["saved_passes"] == row["passes"] == len(row["saved_per_pass_mb"])
+        assert row["saved_min_mb"] <= row["saved_mean_mb"] <= row["saved_mb"] <= row["saved_live_mb"]
+        assert row["timer"] == "perf_counter" and row["seconds_per_iteration"] > 0 and row["rss_process_mb"] > 0
+        if row["rss_per_pass"]:  # Linux lets a process reset its peak RSS: one reading per pass
+            assert len(row["rss_per_pass_mb"]) == row["passes"] and row["rss_mean_mb"] <= row["rss_peak_mb"]
         assert "cuda_peak_mb" not in row
-    base = memory.measure(memory.parse_config("baseline"), **sizes)
+    base = memory.measure(memory.parse_config("baseline"), **SIZES)
     assert "saved_bytes" not in base and base["rss_peak_mb"] > 0
+
+
+def test_measure_toy_before_keeps_the_untraversed_graph_alive() -> None:
+    """The old arch step saves the weight-only activations and holds them into the next pass; the current one not."""
+    sizes = dict(layers=3, init_channels=8, batch_size=8, resolution=16, warmup=1, passes=6)  # MB-rounded: not tiny
+    after = memory.measure(memory.parse_config("rome:3"), **sizes)
+    before = memory.measure(memory.parse_config("rome:3@before"), **sizes)
+    freed = memory.measure(memory.parse_config("rome:3@freed"), **sizes)
+    k = 3  # per iteration: 3 arch passes, then 3 weight passes; the draws are the same in the three runs
+    arch = slice(0, k)
+    assert all(a < b for a, b in zip(after["saved_per_pass_mb"][arch], before["saved_per_pass_mb"][arch]))
+    assert after["saved_per_pass_mb"][k:] == before["saved_per_pass_mb"][k:]
+    assert before["saved_live_mb"] > before["saved_mb"]  # pass k+1 ran while pass k's stem activations were alive
+    assert freed["saved_live_mb"] == freed["saved_mb"] and after["saved_live_mb"] == after["saved_mb"]
+
+
+def test_worst_case_bounds_every_drawn_sub_network() -> None:
+    """The measured heaviest sub-network saves at least as much as any sub-network the method draws."""
+    settings = dict(layers=3, init_channels=4, batch_size=2, resolution=8)
+    worst = memory.probe(**settings)
+    for name, per_pass in (("gdas", 2), ("rome", 2)):
+        edges = {ct: d["edges"] for ct, d in worst[name]["described"].items()}
+        assert all(len(e) == (14 if name == "gdas" else 8) for e in edges.values())
+        bound = memory.measure(memory.parse_config(f"{name}@worst"), worst=worst, passes=2, warmup=1, **settings)
+        drawn = memory.measure(memory.parse_config(name), passes=24, warmup=1, **settings)
+        # K = 1: passes alternate architecture (even) and weight (odd), which save different things
+        arch_bound, weight_bound = bound["saved_per_pass_mb"]
+        assert max(drawn["saved_per_pass_mb"][0::2]) <= arch_bound
+        assert max(drawn["saved_per_pass_mb"][1::2]) <= weight_bound
+        assert max(drawn["saved_per_pass_mb"]) < bound["saved_mb"] * 1.5  # and a bound close to what is drawn
+    with pytest.raises(RomeError, match="probe"):
+        memory.measure(memory.parse_config("rome@worst"), passes=2, **SIZES)
 
 
 def test_measure_toy_places_pc_darts_between_gdas_and_darts() -> None:
     """PC-DARTS runs every op as DARTS, but on 1/4 of the channels: more than GDAS's 14 ops, far less than DARTS."""
     assert "pc_darts" in memory.DEFAULT_CONFIGS and memory.PAPER["peak_memory_gb"]["pc_darts"] == 3.7
-    sizes = dict(layers=3, init_channels=8, batch_size=2, resolution=8, warmup=1, repeats=1)
-    got = {c: memory.measure(memory.parse_config(c), **sizes)["saved_bytes"] for c in ("darts", "pc_darts", "gdas")}
+    sizes = dict(layers=3, init_channels=8, batch_size=2, resolution=8, warmup=1, passes=4, mixed_passes=2)
+    rows = {c: memory.measure(memory.parse_config(c), **sizes) for c in ("darts", "pc_darts", "gdas")}
+    got = {c: r["saved_bytes"] for c, r in rows.items()}
     assert got["gdas"] < got["pc_darts"] < got["darts"] / 2
+    assert {c: r["passes"] for c, r in rows.items()} == {"darts": 2, "pc_darts": 2, "gdas": 4}  # --mixed-passes
 
 
-def test_memory_table_lists_rows_targets_and_paper() -> None:
+def test_memory_table_lists_rows_bounds_savings_targets_and_paper() -> None:
     rows = [_row("darts", 1000 * 2**20, 800.0, 10.0), _row("gdas", 300 * 2**20, 400.0, 2.0),
-            _row("rome:1", 200 * 2**20, 350.0, 1.0)]
+            _row("rome:1", 200 * 2**20, 350.0, 1.0), _row("rome@worst", 250 * 2**20, 420.0, 1.0),
+            _row("rome:1@before", 220 * 2**20, 360.0, 1.0)]
     metrics = memory.metrics_for("cpu")
     memory.add_ratios(rows, metrics)
+    worst = {"rome": {"described": {"normal": {"edges": [[0, "sep_conv_3x3"]] * 8}}}}
     figures = {"device": "cpu", "settings": {"space": "darts", "batch_size": 64, "layers": 8, "init_channels": 16,
-                                              "resolution": 32, "warmup": 1, "repeats": 3},
+                                              "resolution": 32, "warmup": 1, "passes": 14, "mixed_passes": 2},
                "baseline_rss_mb": 700.0, "rows": rows, "targets": memory.check_targets(rows, metrics),
-               "memory_metrics": metrics}
+               "worst_case": worst, "before_after": memory.before_after(rows, metrics), "memory_metrics": metrics}
     doc = report.result_document("memory", "python -m benchmarks memory", figures, memory.PAPER)
     text = memory.table(doc)
-    assert "| rome:1 | 1 | 200.0 | 350.0 | – | 0.200 | 0.438 |" in text
+    assert "| rome:1 | 1 | 14 (7) | 200.0 / 160.0 | 350.0 / 280.0 | 0.200 / 0.200 | 0.667 / 0.667 |" in text
+    assert "| rome@worst | normal: 8 edges: 8 sep_conv_3x3 | 250.0 | 420.0 |" in text
+    assert "| rome:1 | before | 220.0 → 200.0 (× 0.909) |" in text
     assert "| darts | 1 |" in text and "9.4" in text and "2.3" in text
+    assert "PC-DARTS, which run one network on every pass: 2) after 1 warm-up" in text
     assert "met" in text and "missed" in text and "commit" in text
 
 
@@ -279,12 +346,12 @@ def test_bench_configs_resolve_to_their_presets() -> None:
     for scale, config in nb201.CONFIGS.items():
         p = pipeline.resolved(config)
         assert p["preset"] == "nb201_bench" and p["search"]["space"] == "nb201" and p["evaluate"]["benchmark_table"]
-        assert set(p["sweep"]["algorithms"]) == {"rome", "gdas", "darts", "random"} and len(p["sweep"]["seeds"]) >= 3
+        assert set(p["sweep"]["algorithms"]) == {"rome", "gdas", "darts", "pc_darts", "random"} and len(p["sweep"]["seeds"]) >= 3
         assert pipeline.work_root(p).parent == report.BENCH_DIR / ".work"
     for scale, config in collapse.CONFIGS.items():
         p = pipeline.resolved(config)
         assert p["preset"] == "collapse_bench" and p["sweep"]["spaces"] == ["s2", "s3"]
-        assert set(p["sweep"]["algorithms"]) == {"darts", "gdas", "rome"} and len(p["sweep"]["seeds"]) >= 3
+        assert set(p["sweep"]["algorithms"]) == {"darts", "pc_darts", "gdas", "rome"} and len(p["sweep"]["seeds"]) >= 3
 
 
 @pytest.fixture(scope="module")
@@ -312,3 +379,25 @@ def test_collapse_collect_table_and_plot(collapse_sweep: dict, tmp_path: Path) -
     assert "| S2 | gdas | 1 |" in text and "| S2 | rome | 1 |" in text and "not rerun" in text
     png = collapse.plot(doc, tmp_path / "collapse.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pass_peaks_reads_one_peak_per_pass() -> None:
+    """A pass that touches 256 MB more shows it in its own reading only (Linux: VmHWM reset per pass)."""
+    import torch
+
+    from benchmarks.pass_peaks import PassPeaks, reset_rss_hwm
+
+    if not reset_rss_hwm():
+        pytest.skip("this kernel does not let a process reset its peak RSS")
+
+    class Toy(torch.nn.Module):
+        def forward(self, big: bool) -> torch.Tensor:
+            return torch.ones(64 * 2**20 if big else 1).sum()  # 256 MB of float32, freed on return
+
+    model = Toy()
+    peaks = PassPeaks(model, torch.device("cpu"))
+    for big in (False, True, False):
+        model(big)
+    peaks.close()
+    assert len(peaks.rss) == 3 and peaks.cuda_mb == []
+    assert peaks.rss[1] > peaks.rss[0] + 200 and peaks.rss[1] > peaks.rss[2] + 200

@@ -16,6 +16,7 @@ defaults are the DARTS/ROME paper values the profiler and the benchmark use.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,24 +91,45 @@ def build_step_parts(model: nn.Module, algorithm: SearchAlgorithm, settings: Opt
     return StepParts(model, algorithm, w_opt, a_opt, sample_gen, settings.grad_clip)
 
 
+@contextmanager
+def _weights_frozen(model: nn.Module) -> Iterator[None]:
+    """``requires_grad`` off on the weights for the architecture passes, back on after (even on error).
+
+    What it saves: autograd records no graph for what depends on the weights alone (stem, the cells'
+    preprocessing, the ops on the first cell's input edges), so their activations are never saved;
+    with the weights trainable they were saved, never traversed by ``autograd.grad`` (no alpha behind
+    them) and so kept alive with the loss until the next pass had run. The gradients are the same
+    bits: the traversed nodes and their order do not change (tests/test_search_step_memory.py).
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+
+
 def arch_gradients(model: nn.Module, algorithm: SearchAlgorithm, x: torch.Tensor, y: torch.Tensor,
                    samples: Sequence[ArchSample | None], tau: float, amp: str = "none") -> float:
     """Set ``.grad`` of alpha/beta to the MEAN over the samples of their gradients on one batch.
 
     Only the architecture gradients are computed (``autograd.grad``): weight gradients of this pass
-    are never needed. Returns the mean loss.
+    are never needed, so the weights are frozen during it (``_weights_frozen``). Returns the mean loss.
     """
     params = list(algorithm.arch.parameters())
     total: list[torch.Tensor | None] = [None] * len(params)
     loss_sum = 0.0
-    for sample in samples:
-        with bf16_autocast(x.device, amp):
-            loss = F.cross_entropy(model(x, algorithm.paths(sample, tau)), y)
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-        for i, g in enumerate(grads):
-            if g is not None:
-                total[i] = g.clone() if total[i] is None else total[i] + g
-        loss_sum += float(loss.detach())
+    with _weights_frozen(model):
+        for sample in samples:
+            with bf16_autocast(x.device, amp):
+                loss = F.cross_entropy(model(x, algorithm.paths(sample, tau)), y)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            for i, g in enumerate(grads):
+                if g is not None:
+                    total[i] = g.clone() if total[i] is None else total[i] + g
+            loss_sum += float(loss.detach())
     for p, g in zip(params, total):
         p.grad = None if g is None else g / len(samples)
     return loss_sum / len(samples)
