@@ -303,8 +303,12 @@ def test_nb201_genotype_source(tmp_path):
     geno.write_text(NB201_ARCH)
     src = network.load_source(geno)
     assert isinstance(src.genotype, NB201Genotype) and src.nb201_arch == NB201_ARCH
-    assert network.network_name("auto", src) == "rome_nb201"
-    assert network.network_name("auto", network.load_source(DARTS_V2)) == "rome_darts_cifar"
+    assert network.network_name("auto", src, 32) == "rome_nb201"
+    assert network.network_name("auto", src, 224) == "rome_nb201"
+    assert network.network_name("auto", network.load_source(DARTS_V2), 32) == "rome_darts_cifar"
+    assert network.network_name("auto", network.load_source(DARTS_V2), 64) == "rome_darts_cifar"
+    assert network.network_name("auto", network.load_source(DARTS_V2), 96) == "rome_darts_imagenet"
+    assert network.network_name("auto", network.load_source(DARTS_V2), 224) == "rome_darts_imagenet"
 
 
 def test_bf16_channels_last_step_runs():

@@ -154,7 +154,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     set_deterministic(params["deterministic"])
     data = load_prepared(input_dir(params, "prepare"))
     source = network.load_source(network.genotype_path(params))
-    name = network.network_name(t.network, source)
+    name = network.network_name(t.network, source, data.resolution)
     kwargs = network.model_kwargs(source, data.num_classes, data.in_channels, t)
     use_aux = t.auxiliary_weight > 0 and network.supports_auxiliary(name)
     if t.auxiliary_weight > 0 and not use_aux:
