@@ -6,6 +6,7 @@ the ImageNet network, evaluate."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,19 @@ def test_imagenet_stem_on_too_small_images_is_a_one_line_error() -> None:
     with pytest.raises(RomeError, match="search.stem"):
         resolve({"preset": "smoke"}, ["search.stem=resnet"], source="test")
     assert build_state(config("search.stem=imagenet"), 0, "imagefolder", tiny(32)).stem == "imagenet"  # the minimum
+
+
+def test_cli_refuses_the_imagenet_stem_on_8_px_images_in_one_line(tmp_path: Path, prepared_smoke: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    shutil.copytree(prepared_smoke, results / "mnist5k" / "prepare")
+    params = tmp_path / "params.yaml"
+    params.write_text(f"preset: smoke\nresults_dir: {results}\nsearch: {{stem: imagenet}}\n")
+    assert cli.main(["search", "--params", str(params)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith("search.stem = 'imagenet': the search images are 8 px, too small for the ImageNet stem; "
+                        "expected at least 32 px (3 stride-2 stem convs and 2 reduction cells; 224 px gives cells at "
+                        "28/14/7), or search.stem = cifar, or a larger data.resize")
 
 
 @pytest.mark.parametrize(("side", "space", "stem"), [(8, "darts", "cifar"), (64, "darts", "cifar"),
