@@ -147,3 +147,24 @@ def test_smoke_imagenet_run_retrains_with_the_imagenet_network(imagenet_shaped: 
     assert model["network"] == "rome_darts_imagenet" and model["kwargs"]["layers"] == 3
     metrics = json.loads((run / "evaluate" / "metrics.json").read_text())
     assert 0.0 <= metrics["top1"] <= 100.0
+
+
+def test_imagenet_stem_search_resumes_and_a_cifar_stem_run_refuses_its_checkpoint(tmp_path: Path) -> None:
+    from rome.reproducibility import seed_everything
+    from rome.search.loop import run_search
+
+    def search(stem: str, ckpt: Path | None = tmp_path, **kw):
+        seed_everything(0)
+        c = config(f"search.stem={stem}", "search.epochs=2", "search.steps_per_epoch=1")
+        return run_search(c, 0, "imagefolder", tiny(32), ckpt, "cpu", progress=False, log=lambda _m: None, **kw)
+
+    assert not search("imagenet", max_epochs_this_run=1).complete
+    with pytest.raises(RomeError, match="checkpoint was made with search.stem='imagenet'"):
+        search("cifar")  # 32 px: auto would be the CIFAR stem too
+    resumed = search("imagenet")
+    assert resumed.complete and resumed.state.epoch == 2
+    whole = search("imagenet", ckpt=None)
+    for name, tensor in whole.state.algorithm.arch.named_tensors().items():
+        assert torch.equal(tensor, resumed.state.algorithm.arch.named_tensors()[name]), name
+    for name, tensor in whole.state.model.state_dict().items():
+        assert torch.equal(tensor, resumed.state.model.state_dict()[name]), name
