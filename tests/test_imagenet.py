@@ -72,7 +72,8 @@ def test_cli_refuses_the_imagenet_stem_on_8_px_images_in_one_line(tmp_path: Path
     params.write_text(f"preset: smoke\nresults_dir: {results}\nsearch: {{stem: imagenet}}\n")
     assert cli.main(["search", "--params", str(params)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and err.endswith("search.stem = 'imagenet': the search images are 8 px, too small for the ImageNet stem; "
+    assert "\n" not in err
+    assert err.endswith("search.stem = 'imagenet': the search images are 8 px, too small for the ImageNet stem; "
                         "expected at least 32 px (3 stride-2 stem convs and 2 reduction cells; 224 px gives cells at "
                         "28/14/7), or search.stem = cifar, or a larger data.resize")
 

@@ -194,7 +194,8 @@ def check_imagenet_stem(resolution: int, layers: int, choice: str) -> None:
     if resolution < need:
         raise RomeError(f"search.stem = {choice!r}: the search images are {resolution} px, too small for the ImageNet "
                         f"stem; expected at least {need} px (3 stride-2 stem convs and {len(reduction_cells(layers))} "
-                        f"reduction cells; 224 px gives cells at 28/14/7), or search.stem = cifar, or a larger data.resize")
+                        "reduction cells; 224 px gives cells at 28/14/7), or search.stem = cifar, "
+                        "or a larger data.resize")
 
 
 class DartsSupernet(nn.Module):
@@ -214,6 +215,8 @@ class DartsSupernet(nn.Module):
                  stem: str = "cifar") -> None:
         super().__init__()
         self.space = space
+        if stem not in ("cifar", "imagenet"):
+            raise ValueError(f"stem must be a resolved search.stem (cifar or imagenet), got {stem!r}")
         C_curr = stem_multiplier * C
         if stem == "imagenet":
             self.stem0, self.stem1 = imagenet_stem(in_channels, C_curr, inplace=False)

@@ -243,5 +243,6 @@ def imagenet_stem(C_in: int, C: int, inplace: bool = True) -> tuple[nn.Sequentia
     stem0 = nn.Sequential(
         nn.Conv2d(C_in, C // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2), nn.ReLU(inplace=inplace),
         nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
-    stem1 = nn.Sequential(nn.ReLU(inplace=inplace), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+    stem1 = nn.Sequential(nn.ReLU(inplace=inplace), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
+                          nn.BatchNorm2d(C))
     return stem0, stem1
