@@ -1,7 +1,7 @@
 """The ImageNet search network and presets: the paper's settings in the two presets, the stem's bad input,
 the checkpoint fingerprint, and a smoke-size ImageNet-shaped run (random 224 px JPEGs in an imagefolder
 archive) through the CLI: prepare, a one-step search per algorithm, derive, a one-step retraining with
-the ImageNet network, evaluate."""
+the ImageNet network, evaluate; resume, and the ImageNet-stem search across 2 gloo processes."""
 
 from __future__ import annotations
 
