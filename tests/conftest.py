@@ -67,8 +67,9 @@ def prepared_smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prepare.run(params, stage_dir(params, "prepare"))
 
 
-def write_image_tree(root: Path, splits: dict[str, int], classes=("cat", "dog", "emu"), size=8, mode="RGB") -> Path:
-    """A tiny ``<split>/<class>/<image>.png`` tree with class-dependent colours."""
+def write_image_tree(root: Path, splits: dict[str, int], classes=("cat", "dog", "emu"), size=8, mode="RGB",
+                     suffix: str = ".png") -> Path:
+    """A tiny ``<split>/<class>/<image><suffix>`` tree with class-dependent colours (PNG, or JPEG by suffix)."""
     rng = np.random.default_rng(0)
     for split, per_class in splits.items():
         for c, cls in enumerate(classes):
@@ -77,7 +78,7 @@ def write_image_tree(root: Path, splits: dict[str, int], classes=("cat", "dog", 
             for i in range(per_class):
                 shape = (size, size, 3) if mode == "RGB" else (size, size)
                 arr = (rng.integers(0, 60, shape) + 80 * c).clip(0, 255).astype(np.uint8)
-                Image.fromarray(arr, mode=mode).save(d / f"{i:04d}.png")
+                Image.fromarray(arr, mode=mode).save(d / f"{i:04d}{suffix}")
     return root
 
 

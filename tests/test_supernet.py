@@ -173,3 +173,39 @@ def test_measure_iteration_orders_memory_rome_gdas_darts() -> None:
     assert 0 < saved["rome"] < saved["gdas"] < saved["darts"]
     result = measure_iteration("darts", "rome", 2, **kw)
     assert result["k_samples"] == 2 and result["seconds_per_iteration"] > 0 and result["peak_rss_mb"] > 0
+
+
+@pytest.mark.parametrize(("algorithm", "per_cell"), [
+    ("rome", 8), ("gdas", 14), ("darts", 14 * 7), ("pc_darts", 14 * 7), ("random", 8),
+])
+def test_imagenet_stem_supernet_runs_the_sampled_ops_at_28_14_7(algorithm: str, per_cell: int) -> None:
+    """PC-DARTS's ImageNet stem: 224 px in, cells at 28 (normal) / 14 / 7 px, the first cell reading stem0's
+    56 px output through a factorized reduce; the ops a forward runs are the path's, as with the CIFAR stem."""
+    space = get_space("darts")
+    algo = SearchAlgorithm(algorithm, space, generator=torch.Generator().manual_seed(0))
+    model = build_supernet(space, 4, 2, 3, 3, partial=algo.partial, stem="imagenet")
+    assert not hasattr(model, "stem") and model.cells[0].preprocess0.__class__.__name__ == "FactorizedReduce"
+    counters = count_op_calls(model)
+    sides: list[tuple[str, int, int]] = []  # (cell type, input side of s1, output side)
+    for cell in cell_modules(model):
+        cell.register_forward_hook(lambda m, i, o: sides.append((m.cell_type, i[1].shape[-1], o.shape[-1])))
+    stem0_side: list[int] = []
+    model.stem0.register_forward_hook(lambda m, i, o: stem0_side.append(o.shape[-1]))
+    paths = algo.paths(algo.draw(torch.Generator().manual_seed(1)), tau=1.0)
+    logits = model(torch.randn(2, 3, 224, 224), paths)
+    assert logits.shape == (2, 2) and stem0_side == [56]
+    assert sides == [("normal", 28, 28), ("reduce", 28, 14), ("reduce", 14, 7)]  # 3 layers: reductions at 1 and 2
+    for cell, counter in zip(cell_modules(model), counters):
+        assert sum(counter.values()) == per_cell and all(v == 1 for v in counter.values())
+        assert set(counter) == set(paths[cell.cell_type].pairs)
+
+
+def test_imagenet_stem_widths_follow_pc_darts() -> None:
+    """stem0: 3 -> 3C/2 -> 3C, stem1: 3C -> 3C (PC-DARTS's 24 / 48 at C = 16); the CIFAR stem keeps its keys."""
+    space = get_space("darts")
+    model = build_supernet(space, 16, 10, 8, 3, stem="imagenet")
+    assert [m.out_channels for m in model.stem0 if isinstance(m, nn.Conv2d)] == [24, 48]
+    assert [m.out_channels for m in model.stem1 if isinstance(m, nn.Conv2d)] == [48]
+    assert [m.stride for m in model.modules() if isinstance(m, nn.Conv2d)][:3] == [(2, 2)] * 3
+    cifar = build_supernet(space, 16, 10, 8, 3)
+    assert {k.split(".")[0] for k in cifar.state_dict()} == {"stem", "cells", "classifier"}

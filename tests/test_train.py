@@ -303,8 +303,12 @@ def test_nb201_genotype_source(tmp_path):
     geno.write_text(NB201_ARCH)
     src = network.load_source(geno)
     assert isinstance(src.genotype, NB201Genotype) and src.nb201_arch == NB201_ARCH
-    assert network.network_name("auto", src) == "rome_nb201"
-    assert network.network_name("auto", network.load_source(DARTS_V2)) == "rome_darts_cifar"
+    assert network.network_name("auto", src, 32) == "rome_nb201"
+    assert network.network_name("auto", src, 224) == "rome_nb201"
+    assert network.network_name("auto", network.load_source(DARTS_V2), 32) == "rome_darts_cifar"
+    assert network.network_name("auto", network.load_source(DARTS_V2), 64) == "rome_darts_cifar"
+    assert network.network_name("auto", network.load_source(DARTS_V2), 96) == "rome_darts_imagenet"
+    assert network.network_name("auto", network.load_source(DARTS_V2), 224) == "rome_darts_imagenet"
 
 
 def test_bf16_channels_last_step_runs():
@@ -325,3 +329,25 @@ def test_warmup_starts_at_one_hundredth(tmp_path, prepared_smoke):
     out = run_train(params)
     lrs = [float(r["lr"]) for r in rows(out / "summary.csv")]
     assert lrs[0] == pytest.approx(params["train"]["lr"] / 100) and lrs[1] > lrs[0]
+
+
+def test_trim_summary_keeps_timms_format_and_drops_redone_epochs(tmp_path: Path) -> None:
+    """A resume drops the summary rows of epochs it will redo; the kept rows are byte-for-byte what timm wrote."""
+    from timm.utils import update_summary
+
+    summary = tmp_path / "summary.csv"
+    for epoch in range(4):
+        update_summary(epoch, {"loss": 1.0 / (epoch + 1)}, {"top1": 10.0 * epoch}, summary,
+                       write_header=epoch == 0)
+    whole = summary.read_bytes()
+    lines = whole.split(b"\r\n")
+    train.trim_summary(summary, start_epoch=2)
+    assert summary.read_bytes() == b"\r\n".join(lines[:3]) + b"\r\n"  # header + epochs 0, 1
+    update_summary(2, {"loss": 1.0 / 3}, {"top1": 20.0}, summary)
+    update_summary(3, {"loss": 1.0 / 4}, {"top1": 30.0}, summary)
+    assert summary.read_bytes() == whole  # the resumed run's file equals the uninterrupted one
+    train.trim_summary(summary, start_epoch=9)  # nothing to redo: untouched
+    assert summary.read_bytes() == whole
+    train.trim_summary(summary, start_epoch=0)
+    assert summary.read_bytes() == b""
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]  # no temporary file left

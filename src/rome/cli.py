@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -22,9 +23,11 @@ from rome import __version__
 from rome.errors import RomeError, is_disk_full
 from rome.logs import configure_logging
 
+logger = logging.getLogger(__name__)
+
 STAGE_HELP = {
     "prepare": "prepare the dataset: fixed, seeded, class-stratified splits + manifest",
-    "search": "architecture search (ROME / GDAS / DARTS / random) with checkpoint-resume",
+    "search": "architecture search (ROME / GDAS / DARTS / PC-DARTS / random) with checkpoint-resume",
     "derive": "derive genotype.json (+ cell pictures) from the searched architecture parameters",
     "train": "retrain the derived (or a given) genotype from scratch with timm's training utilities",
     "evaluate": "test accuracy, params, FLOPs, latency (+ NAS-Bench-201 lookup) -> metrics.json",
@@ -141,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 with locks.hold(folders, wait=args.wait), using_inputs(parse_inputs(args.inputs)):
                     swept = [p for folder in folders for p in litter.sweep(folder)]
                     if swept:
-                        print(f"rome {args.stage}: removed {len(swept)} temporary file(s) of killed runs: "
-                              f"{', '.join(str(p) for p in swept)}", file=sys.stderr)
+                        logger.warning("rome %s: removed %d temporary file(s) of killed runs: %s",
+                                       args.stage, len(swept), ", ".join(str(p) for p in swept))
                     written = module.run(params, out, args)
         finally:
             if group is not None:

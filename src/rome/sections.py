@@ -59,6 +59,7 @@ class SearchConfig(Section):
     init_channels: int
     nodes: int
     partial_channels: int
+    stem: str
     augment: str
     mode: str
     unrolled: bool | None

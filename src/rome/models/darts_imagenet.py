@@ -11,6 +11,7 @@ from timm.models import register_model
 from rome.models.base import entrypoint_kwargs
 from rome.models.cells import AuxiliaryHead, build_cell_stack
 from rome.models.darts_cifar import DartsNetwork, darts_genotype, reduction_layers
+from rome.spaces.ops import imagenet_stem
 
 
 class DartsImageNetNet(DartsNetwork):
@@ -29,11 +30,7 @@ class DartsImageNetNet(DartsNetwork):
         self.genotype = darts_genotype(genotype, "rome_darts_imagenet")
         self.num_classes, self.auxiliary, self.layers, self.drop_rate = num_classes, auxiliary, layers, drop_rate
         C = init_channels
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(in_chans, C // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2), nn.ReLU(inplace=True),
-            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
-        self.stem1 = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
-                                   nn.BatchNorm2d(C))
+        self.stem0, self.stem1 = imagenet_stem(in_chans, C)
         C_prev_prev, C_prev, C_curr = C, C, C
         reductions = reduction_layers(layers)
         self.aux_index = reductions[1]

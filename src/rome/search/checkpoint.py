@@ -2,7 +2,9 @@
 
 The fingerprint is everything that shapes the trajectory (the whole ``search`` section except
 ``workers`` and ``nproc`` (N processes take one process's steps), the seed, the dataset and its manifest hash): a checkpoint whose fingerprint differs
-is refused and left untouched, never silently overwritten or resumed.
+is refused and left untouched, never silently overwritten or resumed. ``search.stem`` enters resolved
+(``auto`` -> the stem the data got) and only when it is not the CIFAR stem, the one every checkpoint made
+before the key existed used: those fingerprints, and so their resumes, stay as they were.
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ from rome.sections import SearchConfig
 
 CHECKPOINT_SCHEMA_VERSION = 1
 CHECKPOINT_FILE = "last.pt"
-NOT_FINGERPRINTED = ("workers", "nproc")
+NOT_FINGERPRINTED = ("workers", "nproc", "stem")
+LEGACY_STEM = "cifar"
 
 
-def fingerprint(config: SearchConfig, seed: int, dataset: str, data_manifest_sha256: str | None) -> dict[str, Any]:
-    """The config a checkpoint belongs to, as flat ``key -> value`` pairs named like params keys."""
+def fingerprint(config: SearchConfig, seed: int, dataset: str, data_manifest_sha256: str | None,
+                stem: str = LEGACY_STEM) -> dict[str, Any]:
+    """The config a checkpoint belongs to, as flat ``key -> value`` pairs named like params keys
+    (``stem``: the resolved ``search.stem``)."""
     fp: dict[str, Any] = {f"search.{k}": v for k, v in sorted(config.as_dict().items()) if k not in NOT_FINGERPRINTED}
+    if stem != LEGACY_STEM:
+        fp["search.stem"] = stem
     fp["seed"] = seed
     fp["data.dataset"] = dataset
     fp["dataset manifest sha256"] = data_manifest_sha256

@@ -53,7 +53,7 @@ from rome.search.checkpoint import CHECKPOINT_FILE, fingerprint, load_checkpoint
 from rome.search.modes import SearchBehaviour, resolve_behaviour
 from rome.search.sampling import linear_tau
 from rome.search.step import OptimizerSettings, StepParts, build_step_parts, search_step
-from rome.search.supernet import CellPath, build_supernet
+from rome.search.supernet import CellPath, build_supernet, check_imagenet_stem, resolve_stem
 from rome.sections import SearchConfig
 from rome.spaces import SearchSpace, get_space
 
@@ -109,6 +109,7 @@ class SearchState:
     epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     group: ProcessGroup = SINGLE
+    stem: str = "cifar"  # the resolved search.stem
 
     @property
     def model(self) -> nn.Module:
@@ -168,10 +169,14 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
         raise RomeError(f"search.batch_size = {s.batch_size}: larger than the search splits "
                         f"({len(data.train_labels)} / {len(data.val_labels)} images); lower it or enlarge data.subset")
     behaviour = resolve_behaviour(s, space)
+    stem = resolve_stem(s.stem, data.resolution, space)
+    if stem == "imagenet":
+        check_imagenet_stem(data.resolution, s.layers, s.stem)
     algorithm = build_algorithm(s, space, torch.Generator().manual_seed(seed * 10 + ARCH_INIT_SEED))
     algorithm.arch.to(device)
     model = build_supernet(space, s.init_channels, data.num_classes, s.layers, data.in_channels,
-                           partial=algorithm.partial, lastact=behaviour.lastact, pool_bn=behaviour.pool_bn).to(device)
+                           partial=algorithm.partial, lastact=behaviour.lastact, pool_bn=behaviour.pool_bn,
+                           stem=stem).to(device)
     if s.channels_last:
         model = model.to(memory_format=torch.channels_last)
     parts = build_step_parts(model, algorithm, OptimizerSettings.from_search(s, nesterov=behaviour.nesterov),
@@ -193,7 +198,7 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
     return SearchState(config, seed, space, parts, scheduler,
                        batches(data.train_images, data.train_labels, TRAIN_ORDER_SEED),
                        batches(data.val_images, data.val_labels, VAL_ORDER_SEED), data, device, behaviour,
-                       group=group.for_model(model, s.parallel))
+                       group=group.for_model(model, s.parallel), stem=stem)
 
 
 # ----------------------------------------------------------------------------- evaluation and statistics
@@ -263,7 +268,7 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
         log, progress, on_epoch = logger.debug, False, None
     state = build_state(config, seed, dataset, data, device, group)
     s = config
-    fp = fingerprint(config, seed, dataset, data.manifest_sha256)
+    fp = fingerprint(config, seed, dataset, data.manifest_sha256, state.stem)
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
     if ckpt_path is not None:
         # on the CPU: RNG and generator states must stay CPU tensors; load_state_dict moves the rest
@@ -290,6 +295,9 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
             f"(rank r runs draws r, r+{group.world_size}, ...)"
             + (f"; {idle} rank(s) have no draw and idle (search.parallel = batch shares the batch instead)"
                if idle else ""))
+    if state.epoch == 0 and state.stem == "imagenet":
+        log(f"search: ImageNet stem (search.stem = {s.stem}, {data.resolution} px images): cells from "
+            f"{-(-data.resolution // 8)} px")
     if state.epoch == 0:
         log(f"search: augmentation {state.train_batches.augment} on both search halves "
             f"(search.augment = {s.augment}, dataset {dataset})")

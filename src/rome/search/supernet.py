@@ -5,6 +5,10 @@ A path is a list of (edge, op index) pairs with one weight each. A ROME sample o
 all 14 x n_ops: the memory and time of a forward follow from the path alone, and the op modules
 that are not listed are never called (tests count calls with forward hooks).
 
+The DARTS-space supernet has two stems (``stem``): DARTS's CIFAR stem (conv3x3 to 3C, the cells at the
+input's side) and, for 224 px ImageNet, the stride-2 three-convolution stem of PC-DARTS's direct ImageNet
+search (``model_search_imagenet.py``; ``rome.spaces.ops.imagenet_stem``), the cells at side / 8.
+
 A supernet built with ``partial`` = K > 1 (PC-DARTS) has ops of C/K channels: each edge runs its listed
 ops on the first C/K channels of its input, concatenates the untouched rest (2x2 max-pooled on stride-2
 edges) and shuffles the channels with K groups, as PC-DARTS's ``MixedOp``; a path's ``edge_weights``
@@ -22,7 +26,8 @@ import torch.nn.functional as F
 
 from rome.errors import RomeError
 from rome.spaces import SearchSpace
-from rome.spaces.ops import NB201_OPS, FactorizedReduce, ReLUConvBN, ResNetBasicBlock, make_search_op
+from rome.spaces.ops import (NB201_OPS, STEMS, FactorizedReduce, ReLUConvBN, ResNetBasicBlock, imagenet_sized,
+                             imagenet_stem, make_search_op)
 
 
 @dataclass
@@ -164,24 +169,65 @@ class DartsSearchCell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
 
+def reduction_cells(layers: int) -> tuple[int, ...]:
+    """Indices of the reduction cells: 1/3 and 2/3 of the depth (DARTS); one index when they coincide."""
+    return tuple(sorted({layers // 3, 2 * layers // 3}))
+
+
+def resolve_stem(choice: str, resolution: int, space: SearchSpace) -> str:
+    """``search.stem`` -> ``cifar`` / ``imagenet``; ``auto`` = the ImageNet stem for DARTS-space images of
+    ``IMAGENET_MIN_SIDE`` px and more (``rome.spaces.ops``), else the CIFAR stem (NB201 has only its own)."""
+    if choice not in STEMS:
+        raise RomeError(f"search.stem = {choice!r}: expected one of {list(STEMS)}")
+    if choice == "auto":
+        return "imagenet" if space.kind != "nb201" and imagenet_sized(resolution) else "cifar"
+    if choice == "imagenet" and space.kind == "nb201":
+        raise RomeError(f"search.stem = 'imagenet': the NAS-Bench-201 network has its own stem; expected cifar or auto "
+                        f"for search.space = {space.name!r}")
+    return choice
+
+
+def check_imagenet_stem(resolution: int, layers: int, choice: str) -> None:
+    """The ImageNet stem halves the side 3 times and each reduction cell once more: refuse images so small
+    that the last cells would run on less than 1 px (the convs' padding would silently keep 1 px maps)."""
+    need = 2 ** (3 + len(reduction_cells(layers)))
+    if resolution < need:
+        raise RomeError(f"search.stem = {choice!r}: the search images are {resolution} px, too small for the ImageNet "
+                        f"stem; expected at least {need} px (3 stride-2 stem convs and {len(reduction_cells(layers))} "
+                        "reduction cells; 224 px gives cells at 28/14/7), or search.stem = cifar, "
+                        "or a larger data.resize")
+
+
 class DartsSupernet(nn.Module):
     """DARTS search network: stem, ``layers`` cells (reductions at 1/3 and 2/3 depth), pool, linear.
 
+    ``stem``: ``cifar`` = conv3x3 to ``stem_multiplier`` x C + BN, both inputs of the first cell the stem's
+    output (DARTS's ``model_search.py``); ``imagenet`` = PC-DARTS's ``model_search_imagenet.py``: stem0 and
+    stem1 (``imagenet_stem``) to ``stem_multiplier`` x C channels (its 48 at C = 16), the first cell reading
+    stem0's and stem1's outputs with a factorized reduce on stem0's, as after a reduction cell. The
+    references' in-place stem ReLU is out of place here (same values, nothing of autograd's overwritten).
     ``lastact``: BatchNorm + ReLU before the pooling (GDAS's ``NASNetworkGDAS``; DARTS's network has none).
     ``pool_bn``: BatchNorm(affine=False) after search pools (DARTS's MixedOp; GDAS's ops have none).
     """
 
     def __init__(self, space: SearchSpace, C: int, num_classes: int, layers: int, in_channels: int = 3,
-                 stem_multiplier: int = 3, partial: int = 1, lastact: bool = False, pool_bn: bool = True) -> None:
+                 stem_multiplier: int = 3, partial: int = 1, lastact: bool = False, pool_bn: bool = True,
+                 stem: str = "cifar") -> None:
         super().__init__()
         self.space = space
+        if stem not in ("cifar", "imagenet"):
+            raise ValueError(f"stem must be a resolved search.stem (cifar or imagenet), got {stem!r}")
         C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        if stem == "imagenet":
+            self.stem0, self.stem1 = imagenet_stem(in_channels, C_curr, inplace=False)
+        else:  # the attribute name keeps the CIFAR supernet's state-dict keys (and checkpoints) unchanged
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        self.stem_kind = stem
         C_pp, C_p, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
-        reduction_prev = False
+        reduction_prev = stem == "imagenet"
         for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
+            reduction = i in reduction_cells(layers)
             if reduction:
                 C_curr *= 2
             cell = DartsSearchCell(space, "reduce" if reduction else "normal", C_pp, C_p, C_curr, reduction_prev, partial,
@@ -193,7 +239,11 @@ class DartsSupernet(nn.Module):
         self.classifier = nn.Linear(C_p, num_classes)
 
     def forward(self, x: torch.Tensor, paths: Paths) -> torch.Tensor:
-        s0 = s1 = self.stem(x)
+        if self.stem_kind == "imagenet":
+            s0 = self.stem0(x)
+            s1 = self.stem1(s0)
+        else:
+            s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, paths[cell.cell_type])
         if self.lastact is not None:
@@ -246,11 +296,14 @@ class NB201Supernet(nn.Module):
 
 
 def build_supernet(space: SearchSpace, init_channels: int, num_classes: int, layers: int, in_channels: int,
-                   partial: int = 1, lastact: bool = False, pool_bn: bool = True) -> nn.Module:
+                   partial: int = 1, lastact: bool = False, pool_bn: bool = True, stem: str = "cifar") -> nn.Module:
     """``layers`` = number of cells for DARTS spaces, cells per stage (NB201's N) for nb201; ``partial`` = the
     PC-DARTS K (cell ops of C/K channels), 1 for every other algorithm; ``lastact`` and ``pool_bn`` (DARTS
-    spaces; the NB201 supernet always has its lastact) come from ``rome.search.modes``."""
+    spaces; the NB201 supernet always has its lastact) come from ``rome.search.modes``; ``stem`` (DARTS
+    spaces) is a resolved ``search.stem`` (``resolve_stem``): ``cifar`` or ``imagenet``."""
     if space.kind == "nb201":
+        if stem != "cifar":
+            raise ValueError(f"the NB201 supernet has one stem, got {stem!r}")
         return NB201Supernet(space, init_channels, num_classes, layers, in_channels, partial=partial)
     return DartsSupernet(space, init_channels, num_classes, layers, in_channels, partial=partial, lastact=lastact,
-                         pool_bn=pool_bn)
+                         pool_bn=pool_bn, stem=stem)

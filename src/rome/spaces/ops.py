@@ -211,3 +211,38 @@ class ResNetBasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = x if self.downsample is None else self.downsample(x)
         return residual + self.conv_b(self.conv_a(x))
+
+
+# ----------------------------------------------------------------------------- network stems
+
+STEMS = ("auto", "cifar", "imagenet")
+IMAGENET_MIN_SIDE = 96
+"""``auto`` takes the ImageNet stem (and ``train.network: auto`` the ImageNet network) from this side up.
+
+Our choice (neither paper has an automatic rule): the CIFAR stem keeps the side, the ImageNet stem
+divides it by 8, and both DARTS networks run their first cells at about 30 px (32 on CIFAR, 28 at
+224 px). From 96 px the ImageNet stem's first cells (>= 12 px) are the nearer of the two to that
+(the crossover is ~85 px; 96 = 3 x 32 is the first side past it that every halving keeps even), so
+CIFAR (32), SVHN, mnist5k, ImageNet16 and Tiny-ImageNet (64) keep the CIFAR stem and 224 px ImageNet
+gets the ImageNet one."""
+
+
+def imagenet_sized(resolution: int) -> bool:
+    """Whether ``auto`` treats images of this side as ImageNet-like (``IMAGENET_MIN_SIDE``)."""
+    return resolution >= IMAGENET_MIN_SIDE
+
+
+def imagenet_stem(C_in: int, C: int, inplace: bool = True) -> tuple[nn.Sequential, nn.Sequential]:
+    """The stride-2 three-convolution stem of DARTS's ``NetworkImageNet`` and PC-DARTS's ImageNet search.
+
+    stem0 = conv3x3 s2 (C/2), BN, ReLU, conv3x3 s2 (C), BN; stem1 = ReLU, conv3x3 s2 (C), BN. The cells
+    start at side / 8 (28 px at 224), the first reading stem0's side / 4 output as a reduced input.
+    ``inplace``: the references' in-place ReLU at the head of stem1 also rectifies stem0's output, which
+    every cell preprocessing rectifies again anyway, so False (the search supernet) changes no value.
+    """
+    stem0 = nn.Sequential(
+        nn.Conv2d(C_in, C // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2), nn.ReLU(inplace=inplace),
+        nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+    stem1 = nn.Sequential(nn.ReLU(inplace=inplace), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
+                          nn.BatchNorm2d(C))
+    return stem0, stem1

@@ -71,6 +71,7 @@ def search_document(result: Any, params: dict[str, Any], data_sha: str | None) -
         "edges": [list(e) for e in space.edges],
         "in_degree": list(space.in_degree),
         "sizes": {k: params["search"][k] for k in ("layers", "init_channels", "nodes", "batch_size")},
+        "stem": state.stem,  # the resolved search.stem (auto -> cifar / imagenet)
         "input": {"channels": state.data.in_channels, "resolution": state.data.resolution, "classes": state.data.num_classes},
         "epochs": params["search"]["epochs"],
         "steps_per_epoch": steps_per_epoch(state),

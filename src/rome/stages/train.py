@@ -36,7 +36,6 @@ continuation is exact with the same number of processes). ``--fresh`` discards i
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import shutil
 import time
@@ -54,7 +53,8 @@ from timm.utils import ModelEmaV3, update_summary
 from torch.utils.data import DataLoader
 
 from rome import distributed, tracking
-from rome.artifacts import atomic_dir, provenance, write_json, write_run_record
+from rome.artifacts import atomic_dir, provenance, write_json, write_run_record, write_text
+from rome.csv_text import csv_text, read_csv_rows
 from rome.data.loaders import ImageTensorDataset
 from rome.data.prepared import PreparedData, load_prepared
 from rome.errors import RomeError
@@ -126,19 +126,16 @@ def train_loader(data: PreparedData, dataset: str, train: TrainConfig, device: t
 
 
 def trim_summary(file: Path, start_epoch: int) -> None:
-    """Drop summary rows of epochs a resumed run will redo (written before the kill, not checkpointed)."""
-    if not file.is_file():
-        return
-    with open(file, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    """Drop summary rows of epochs a resumed run will redo (written before the kill, not checkpointed).
+
+    Rewritten atomically in timm's format (``update_summary``: the csv module's ``\\r\\n`` lines), so a
+    kill during the trim leaves the old file, and the rows timm appends next match the kept ones.
+    """
+    rows = read_csv_rows(file)
     if not rows or all(int(r["epoch"]) < start_epoch for r in rows):
         return
     keep = [r for r in rows if int(r["epoch"]) < start_epoch]
-    with open(file, "w", newline="") as fh:
-        if keep:
-            w = csv.DictWriter(fh, fieldnames=list(keep[0]))
-            w.writeheader()
-            w.writerows(keep)
+    write_text(file, csv_text(keep, lineterminator="\r\n") if keep else "")
 
 
 def export_state(trained: torch.nn.Module, deployable: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -157,7 +154,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     set_deterministic(params["deterministic"])
     data = load_prepared(input_dir(params, "prepare"))
     source = network.load_source(network.genotype_path(params))
-    name = network.network_name(t.network, source)
+    name = network.network_name(t.network, source, data.resolution)
     kwargs = network.model_kwargs(source, data.num_classes, data.in_channels, t)
     use_aux = t.auxiliary_weight > 0 and network.supports_auxiliary(name)
     if t.auxiliary_weight > 0 and not use_aux:

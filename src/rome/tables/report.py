@@ -8,7 +8,6 @@ building the same runs write the same report.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import statistics
@@ -18,6 +17,7 @@ from typing import Any
 
 from rome.artifacts import read_json
 from rome.config import load_params
+from rome.csv_text import csv_text
 from rome.errors import RomeError
 from rome.paths import run_record_path
 from rome.tables.definition import BASE_PARAMS_FILE, TABLES_DIR, Metric, Scale, Table
@@ -143,12 +143,8 @@ def collect(table: Table, plans: list[RowPlan]) -> list[dict[str, Any]]:
 
 
 def render_csv(records: list[dict[str, Any]]) -> str:
-    fields = [k for k in records[0] if not k.startswith("_")] if records else []
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
-    return buf.getvalue()
+    """The report's rows; keys starting with ``_`` (the Markdown's cells) stay out of the CSV."""
+    return csv_text(records, [k for k in records[0] if not k.startswith("_")] if records else [])
 
 
 def render_markdown(table: Table, scale: Scale, records: list[dict[str, Any]]) -> str:

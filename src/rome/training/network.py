@@ -21,6 +21,7 @@ from rome.genotype.types import NB201Genotype
 from rome.models import MODEL_NAMES  # importing rome.models registers the rome_* networks with timm
 from rome.paths import input_dir
 from rome.sections import TrainConfig
+from rome.spaces.ops import imagenet_sized
 
 NB201_NETWORK = MODEL_NAMES["nb201"]
 
@@ -61,10 +62,15 @@ def load_source(path: Path) -> GenotypeSource:
     return GenotypeSource(path, genotype, space, prov)
 
 
-def network_name(choice: str, source: GenotypeSource) -> str:
-    """train.network -> timm name; ``auto`` follows the genotype (NB201 cell -> rome_nb201, else DARTS CIFAR)."""
+def network_name(choice: str, source: GenotypeSource, resolution: int) -> str:
+    """train.network -> timm name; ``auto`` follows the genotype and the images: an NB201 cell -> rome_nb201; a
+    DARTS genotype -> the ImageNet network (three stride-2 stem convs) for ImageNet-like images of
+    ``IMAGENET_MIN_SIDE`` px and more (224 px ImageNet), the CIFAR network below (the rule of ``search.stem:
+    auto``, so a 224 px run searches and retrains with the ImageNet stems)."""
     if choice == "auto":
-        return NB201_NETWORK if source.is_nb201 else MODEL_NAMES["darts_cifar"]
+        if source.is_nb201:
+            return NB201_NETWORK
+        return MODEL_NAMES["darts_imagenet" if imagenet_sized(resolution) else "darts_cifar"]
     name = MODEL_NAMES[choice]
     if (name == NB201_NETWORK) != source.is_nb201:
         kind = "an NB201 cell" if source.is_nb201 else "a DARTS-format genotype"
