@@ -41,6 +41,7 @@ class DataConfig(Section):
     resize: int | None
     split_seed: int
     test_fraction: float
+    storage: str
     subset: dict[str, int | None]
 
 
