@@ -126,6 +126,7 @@ class EvaluateConfig(Section):
     latency_batches: int
     benchmark_table: str | None
     benchmark_dataset: str
+    workers: int
 
 
 SECTIONS: tuple[type[Section], ...] = (DataConfig, SearchConfig, DeriveConfig, TrainConfig, EvaluateConfig)

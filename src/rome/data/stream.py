@@ -24,7 +24,7 @@ import csv
 import hashlib
 import io
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from rome.artifacts import atomic_dir
+from rome.data.loaders import worker_errors
 from rome.data.resize import resize_uint8
 from rome.data.sources import GRAY_MODES, TEST_SPLIT_NAMES, TRAIN_SPLIT_NAMES, _decode, iter_entries, split_and_class
 from rome.errors import RomeError
@@ -317,18 +318,6 @@ def train_transform(resolution: int, channels: int, flip: bool, mean: tuple[floa
     return TrainTransform(create_transform(input_size=(channels, resolution, resolution), is_training=True,
                                            hflip=0.5 if flip else 0.0, color_jitter=0.4, mean=mean, std=std,
                                            re_prob=0.0), on_pixels=False)
-
-
-def worker_errors(batches: Iterable[Any]) -> Iterator[Any]:
-    """Re-raise a worker's RomeError as the one line it was (DataLoader wraps it in a traceback)."""
-    try:
-        yield from batches
-    except RomeError as exc:
-        lines = str(exc).strip().splitlines()
-        prefix = "rome.errors.RomeError: "
-        if len(lines) > 1 and lines[-1].startswith(prefix):
-            raise RomeError(lines[-1][len(prefix):]) from None
-        raise
 
 
 def in_order(dataset: StreamImages, batch_size: int, workers: int, max_batches: int | None = None,
