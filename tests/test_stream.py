@@ -166,13 +166,14 @@ def test_streamed_train_and_evaluate_match_memory(tmp_path: Path) -> None:
 
 def test_imagenet_size_train_transform_is_timms(tmp_path: Path) -> None:
     """Above 64 px a streamed retraining uses timm's RandomResizedCrop + flip + ColorJitter, seeded per image."""
-    from rome.data.stream import StreamImages, train_transform
+    from rome.data.stream import StreamImages
+    from rome.training.augment import stream_train_transform
     from rome.training.shards import SeededImages
 
     tree = write_image_tree(tmp_path / "big", {"train": 2}, size=80)
     data = prepared(params_for(tmp_path / "r", tree, "data.storage=stream", "data.subset={test: null}",
                                "data.test_fraction=0.5"))
-    t = train_transform(data.resolution, 3, True, data.mean, data.std)
+    t = stream_train_transform(data.resolution, 3, True, data.mean, data.std)
     names = [type(step).__name__ for step in t.fn.transforms]
     assert not t.on_pixels and names[0] == "RandomResizedCropAndInterpolation" and "ColorJitter" in names
     ds = SeededImages(StreamImages(data.stream_split("train"), t))

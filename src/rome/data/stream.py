@@ -24,7 +24,7 @@ import csv
 import hashlib
 import io
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,9 +229,9 @@ class StreamImages(Dataset):
 
     ``dataset[i]``: (uint8 C,H,W at the prepared resolution, label); ``dataset[(i, oy, ox, flip)]``:
     the same image cropped / flipped with those draws (the streamed search); with ``train`` set
-    (``train_transform``), retraining's (normalised float image, label)."""
+    (rome.training.augment.stream_train_transform), retraining's (normalised float image, label)."""
 
-    def __init__(self, split: StreamSplit, train: TrainTransform | None = None) -> None:
+    def __init__(self, split: StreamSplit, train: Any = None) -> None:
         self.split, self.train = split, train
 
     def __len__(self) -> int:
@@ -284,40 +284,6 @@ def decode_pil(data: bytes, channels: int, where: str) -> Image.Image:
             return img.convert("RGB" if channels == 3 else "L")
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise RomeError(f"{where}: image does not decode ({type(exc).__name__}); expected a readable image file") from None
-
-
-@dataclass
-class TrainTransform:
-    """Retraining's per-image transform; ``on_pixels``: it takes the prepared uint8 pixels, else the PIL image."""
-
-    fn: Callable[[Any], torch.Tensor]
-    on_pixels: bool
-
-    def __call__(self, img: Any) -> torch.Tensor:
-        return self.fn(img)
-
-
-def train_transform(resolution: int, channels: int, flip: bool, mean: tuple[float, ...],
-                    std: tuple[float, ...]) -> TrainTransform:
-    """Up to ``SMALL_RESOLUTION`` the in-memory retraining's own (``ImageTensorDataset`` with the padded
-    crop + flip of rome.training.augment, on the same pixels: the same numbers); above it timm's
-    ImageNet transform (RandomResizedCrop, flip, ColorJitter 0.4, normalise) on the decoded original."""
-    if resolution <= SMALL_RESOLUTION:
-        from rome.data.normalize import channel_stats, to_unit
-        from rome.training.augment import train_transform as crop_flip
-
-        crop = crop_flip(resolution, flip)
-        m, s = channel_stats(mean, std, batched=False)
-
-        def small(pixels: torch.Tensor) -> torch.Tensor:  # ImageTensorDataset.__getitem__'s arithmetic
-            return (crop(to_unit(pixels)) - m) / s
-
-        return TrainTransform(small, on_pixels=True)
-    from timm.data import create_transform
-
-    return TrainTransform(create_transform(input_size=(channels, resolution, resolution), is_training=True,
-                                           hflip=0.5 if flip else 0.0, color_jitter=0.4, mean=mean, std=std,
-                                           re_prob=0.0), on_pixels=False)
 
 
 def in_order(dataset: StreamImages, batch_size: int, workers: int, max_batches: int | None = None,

@@ -119,9 +119,9 @@ def train_loader(data: PreparedData, dataset: str, train: TrainConfig, device: t
     up to 64 px, timm's ImageNet one above)."""
     if data.is_stream:
         from rome.data.stream import StreamImages
-        from rome.data.stream import train_transform as stream_transform
+        from rome.training.augment import stream_train_transform
 
-        ds = SeededImages(StreamImages(data.stream_split("train"), stream_transform(
+        ds = SeededImages(StreamImages(data.stream_split("train"), stream_train_transform(
             data.resolution, data.in_channels, uses_flip(dataset), data.mean, data.std)))
     else:
         images, labels = data.split("train")
