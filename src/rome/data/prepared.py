@@ -183,7 +183,8 @@ def load_prepared(path: str | Path, cache_root: Path | None = None) -> PreparedD
     path = Path(path)
     manifest_path = path / MANIFEST_FILE
     manifest = read_json(manifest_path, "prepared-data manifest")
-    check_schema_version(manifest, STREAM_SCHEMA_VERSION, manifest_path, "prepared-data manifest")
+    supported = STREAM_SCHEMA_VERSION if manifest.get("storage") == "stream" else MANIFEST_SCHEMA_VERSION
+    check_schema_version(manifest, supported, manifest_path, "prepared-data manifest")
     for key in ("classes", "shape", "normalization", "counts"):
         if key not in manifest:
             raise RomeError(f"{manifest_path}: missing field {key!r}; expected a manifest written by `rome prepare`")
