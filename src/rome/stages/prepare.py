@@ -111,9 +111,9 @@ def resolve_storage(data: DataConfig, scan: Any | None) -> str:
         return data.storage
     if scan is None:
         return "memory"
-    res = scan.resolution(data.resize, Path(data.root))
+    pixels = data.resize ** 2 if data.resize else max(h * w for h, w in scan.sizes)  # the largest, if mixed
     n = sum(len(v) for v in scan.labels.values())
-    return "stream" if n * scan.channels * res * res > AUTO_STREAM_BYTES else "memory"
+    return "stream" if n * scan.channels * pixels > AUTO_STREAM_BYTES else "memory"
 
 
 def run_stream(params: dict[str, Any], data: DataConfig, out: Path, scan: Any | None, t0: float) -> Path:
