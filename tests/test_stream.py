@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,44 @@ def test_imagenet_size_train_transform_is_timms(tmp_path: Path) -> None:
     assert x.shape == (3, 80, 80) and torch.equal(ds[0][0], x)
     ds.epoch_seed = 1
     assert not torch.equal(ds[0][0], x)
+
+
+def test_streamed_search_sigkilled_and_rerun_equals_uninterrupted(tmp_path: Path) -> None:
+    """`rome search` on a streamed archive with 2 workers, SIGKILLed after a checkpoint and rerun, ends
+    where an uninterrupted run ends (each run's own state/ folder: the rerun also rebuilds the cache)."""
+    import os
+
+    from safetensors.torch import load_file
+
+    from conftest import sigkill_once_written
+    from rome.search.checkpoint import CHECKPOINT_FILE
+
+    _, archive = tree_and_archive(tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    args, outs = {}, {}
+    for name in ("killed", "reference"):
+        sets = [f"results_dir={tmp_path / name / 'results'}", "preset=smoke", "data.dataset=imagefolder",
+                f"data.root={archive}", "data.resize=null", ALL, "data.storage=stream", "search.batch_size=8",
+                "search.workers=2", "search.epochs=4", "search.steps_per_epoch=3"]
+        args[name] = [a for s in sets for a in ("--set", s)]
+        assert run_cli("prepare", *args[name]).returncode == 0
+    for cache in (tmp_path / "killed" / "state" / "stream_cache").iterdir():
+        shutil.rmtree(cache)  # the killed run's consumer re-extracts the archive itself
+    ckpt = tmp_path / "killed" / "state" / "imagefolder" / "darts" / "rome" / "seed0" / "search_ckpt" / CHECKPOINT_FILE
+
+    def search_cli(name: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "rome.cli", "search", *args[name]], env=env, cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    sigkill_once_written(search_cli("killed"), ckpt)
+    epoch_at_kill = torch.load(ckpt, weights_only=False)["epoch"]
+    assert 1 <= epoch_at_kill < 4
+    for name in ("killed", "reference"):
+        out, err = search_cli(name).communicate(timeout=600)
+        assert out.strip(), err
+        outs[name] = Path(out.strip().splitlines()[-1])
+    a, b = (load_file(str(outs[n] / "arch.safetensors")) for n in ("killed", "reference"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ha, hb = (json.loads((outs[n] / "history.json").read_text())["epochs"] for n in ("killed", "reference"))
+    assert [h["val_loss"] for h in ha] == [h["val_loss"] for h in hb]
+    assert [h["train_loss"] for h in ha] == [h["train_loss"] for h in hb]
