@@ -110,7 +110,7 @@ def load_torchvision(name: str, root: str | None, download: bool) -> RawDataset:
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
-def _decode(data: bytes, where: str) -> tuple[np.ndarray, str]:
+def decode_image(data: bytes, where: str) -> tuple[np.ndarray, str]:
     """(uint8 C,H,W with C = 1 for grayscale modes, else 3, the image's own PIL mode)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -208,7 +208,7 @@ def load_imagefolder(root: Path, resize: int | None = None) -> RawDataset:
         if found is None:
             continue
         split, cls = found
-        image, mode = _decode(read(), where)
+        image, mode = decode_image(read(), where)
         by_split.setdefault(split, {}).setdefault(cls, []).append(image)
         modes.add(mode)
     train_key = next((s for s in TRAIN_SPLIT_NAMES if s in by_split), None)

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from rome.artifacts import atomic_dir
 from rome.data.loaders import worker_errors
 from rome.data.resize import resize_uint8
-from rome.data.sources import GRAY_MODES, TEST_SPLIT_NAMES, TRAIN_SPLIT_NAMES, _decode, iter_entries, split_and_class
+from rome.data.sources import GRAY_MODES, TEST_SPLIT_NAMES, TRAIN_SPLIT_NAMES, decode_image, iter_entries, split_and_class
 from rome.errors import RomeError
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class ScannedFolder:
             return resize
         if len(self.sizes) != 1:
             shown = [f"{h}x{w}" for h, w in sorted(self.sizes)[:3]]
-            raise RomeError(f"{root}: images of sizes {shown}; expected one size, or set data.resize to resize them all")
+            raise RomeError(f"{root}: mixes image sizes {shown}; expected one size, or set data.resize to resize them all")
         h, w = next(iter(self.sizes))
         if h != w:
             raise RomeError(f"{root}: images are {h}x{w}; expected square images, or set data.resize")
@@ -255,7 +255,7 @@ class StreamImages(Dataset):
     def pixels(self, i: int) -> torch.Tensor:
         """uint8 C,H,W exactly as the in-memory path stores image ``i``."""
         data, file = self.read(i)
-        arr, _ = _decode(data, str(file))
+        arr, _ = decode_image(data, str(file))
         if self.split.channels == 3 and arr.shape[0] == 1:
             arr = np.repeat(arr, 3, axis=0)
         return resize_uint8(arr[None], self.split.resolution)[0]

@@ -77,22 +77,21 @@ def split_counts(classes: list[str], labels: dict[str, np.ndarray]) -> dict[str,
     return counts
 
 
-def stream_stats(scan: Any, root: Path, train_idx: np.ndarray, resolution: int, seed: int) -> tuple[list[float], list[float], int]:
+def stream_stats(scan: Any, folder: Path, train_idx: np.ndarray, resolution: int,
+                 seed: int) -> tuple[list[float], list[float], int]:
     """Mean/std of the train split from a class-stratified sample of at most ``STATS_SAMPLE`` images,
-    decoded one at a time at the prepared resolution (float64 sums: memory does not grow with the set)."""
-    from rome.data.sources import _decode, iter_entries
+    read from ``folder`` (the source folder, or an archive's extraction) and decoded one at a time at
+    the prepared resolution (float64 sums: memory does not grow with the set)."""
+    from rome.data.sources import decode_image
     from rome.data.splits import stratified_subset
     from rome.data.stream import STATS_SAMPLE
 
     pick = train_idx[stratified_subset(scan.labels["train"][train_idx], STATS_SAMPLE, np.random.default_rng(seed))]
-    wanted = {scan.paths["train"][i] for i in pick}
     c = scan.channels
     total, squares, n = np.zeros(c), np.zeros(c), 0
-    for rel, read, where in iter_entries(root):
-        if rel.as_posix() not in wanted:
-            continue
-        wanted.discard(rel.as_posix())
-        arr, _ = _decode(read(), where)
+    for i in pick:
+        file = folder / scan.paths["train"][i]
+        arr, _ = decode_image(file.read_bytes(), str(file))
         arr = np.repeat(arr, 3, axis=0) if c == 3 and arr.shape[0] == 1 else arr
         x = resize_uint8(arr[None], resolution)[0].double().div(255.0).reshape(c, -1).numpy()
         total += x.sum(1)
@@ -134,7 +133,8 @@ def run_stream(params: dict[str, Any], data: DataConfig, out: Path, scan: Any | 
     test = scan.labels.get("test")
     index_map = make_splits(scan.labels["train"], test, data.test_fraction, data.subset, data.split_seed)
     labels = {split: scan.labels[src][idx] for split, (src, idx) in index_map.items()}
-    mean, std, n_stats = stream_stats(scan, root, index_map["train"][1], resolution, data.split_seed)
+    folder = cache_root / ".scan" if kind == "archive" else root
+    mean, std, n_stats = stream_stats(scan, folder, index_map["train"][1], resolution, data.split_seed)
     manifest = {
         "schema_version": STREAM_SCHEMA_VERSION,
         "storage": "stream",
