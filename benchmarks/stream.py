@@ -10,8 +10,8 @@ processes (a bound: see the table's note). With ``--memory`` the same runs on in
 show what streaming avoids. The claim: streamed peaks do not grow with the number of images (the
 index costs about 100 bytes per image, the in-memory path 3 KB per 32 px image).
 
-    python -m benchmarks stream             # about 5-8 min on 2 CPU cores
-    python -m benchmarks stream --memory    # + the in-memory rows
+    python -m benchmarks stream             # about 6 min on 2 loaded CPU cores
+    python -m benchmarks stream --memory    # + the in-memory rows: 13 min in all
 """
 
 from __future__ import annotations

@@ -223,3 +223,16 @@ def test_streamed_search_sigkilled_and_rerun_equals_uninterrupted(tmp_path: Path
     ha, hb = (json.loads((outs[n] / "history.json").read_text())["epochs"] for n in ("killed", "reference"))
     assert [h["val_loss"] for h in ha] == [h["val_loss"] for h in hb]
     assert [h["train_loss"] for h in ha] == [h["train_loss"] for h in hb]
+
+
+def test_changed_archive_is_refused_when_its_cache_is_rebuilt(tmp_path: Path) -> None:
+    tree, archive = tree_and_archive(tmp_path)
+    params = params_for(tmp_path / "r", archive, "data.storage=stream")
+    data = prepared(params)
+    shutil.rmtree(stream_cache_dir(params))  # another machine: no extraction yet
+    victim = sorted((tree / "test" / "emu").glob("*.png"))[0]
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    make_archive(tree, archive)
+    with pytest.raises(RomeError, match=r"test/emu/0000.png: sha256 does not match the index; the archive changed"):
+        load_prepared(data.path, stream_cache_dir(params)).stream_split("test")
+    assert not any(stream_cache_dir(params).glob("[!.]*"))  # nothing half-extracted is left for a later run
