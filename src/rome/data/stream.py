@@ -202,6 +202,17 @@ def source_folder(root: Path, kind: str, index_sha: str, split_rows: dict[str, S
     cache = cache_root / index_sha[:16]
     if (cache / COMPLETE).is_file():
         return cache
+    from filelock import FileLock
+
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache_root / f".{cache.name}.lock")):  # torchrun's ranks: one extracts, the others wait
+        if not (cache / COMPLETE).is_file():
+            extract(root, split_rows, cache, index_sha)
+    return cache
+
+
+def extract(root: Path, split_rows: dict[str, StreamSplit], cache: Path, index_sha: str) -> None:
+    """The archive members the index names, each checked against its sha256, into ``cache`` (atomically)."""
     wanted: dict[str, bytes] = {}
     for s in split_rows.values():
         wanted.update(zip((p.decode() for p in s.paths), (bytes(d) for d in s.shas)))
@@ -221,7 +232,6 @@ def source_folder(root: Path, kind: str, index_sha: str, split_rows: dict[str, S
             raise RomeError(f"{root}: {len(wanted)} indexed image(s) missing, e.g. {next(iter(wanted))}; "
                             f"the archive changed after `rome prepare` (rerun it)")
         (tmp / COMPLETE).write_text(index_sha + "\n")
-    return cache
 
 
 class StreamImages(Dataset):
