@@ -309,6 +309,18 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
     if state.epoch == 0:
         log(f"search: augmentation {state.train_batches.augment} on both search halves "
             f"(search.augment = {s.augment}, dataset {dataset})")
+    try:
+        return _run_epochs(state, ckpt_path, fp, max_epochs_this_run, progress, log, on_epoch, group)
+    finally:  # a streamed split's DataLoader workers stop here, not whenever the result is collected
+        state.train_batches.close()
+        state.val_batches.close()
+
+
+def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
+                max_epochs_this_run: int | None, progress: bool, log: Callable[[str], None],
+                on_epoch: Callable[[dict[str, Any]], None] | None, group: ProcessGroup) -> SearchResult:
+    """The epochs of ``run_search`` from ``state.epoch`` on."""
+    s, b = state.config, state.behaviour
     steps = steps_per_epoch(state)
     val_batches = s.steps_per_epoch  # null: the whole search_val split
     run_epochs = 0
