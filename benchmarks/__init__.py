@@ -6,7 +6,8 @@ JSON under ``benchmarks/results/`` and regenerates its table in ``benchmarks/REA
   * ``memory``   peak memory and seconds per search iteration, DARTS / GDAS / ROME K=1 / K=7;
   * ``nb201``    search quality on NAS-Bench-201 (table lookup), through the Snakemake pipeline;
   * ``collapse`` parameter-free ops in the derived normal cell on R-DARTS S2/S3, through the pipeline;
-  * ``ddp``      search throughput (images/s) of 1 vs N processes (torchrun).
+  * ``ddp``      search throughput (images/s) of 1 vs N processes (torchrun);
+  * ``stream``   peak RSS of streamed `rome train` / `rome search`: 50,000 vs 5,000 CIFAR-10 images.
 """
 
 BENCHMARKS = {
@@ -14,10 +15,12 @@ BENCHMARKS = {
     "nb201": "benchmarks.nb201",
     "collapse": "benchmarks.collapse",
     "ddp": "benchmarks.ddp",
+    "stream": "benchmarks.stream",
 }
 HELP = {
     "memory": "search memory and s/iteration: DARTS, GDAS, ROME K=1/K=7 (CPU or GPU)",
     "nb201": "search quality on NAS-Bench-201 through the Snakemake pipeline",
     "collapse": "parameter-free ops in the derived normal cell on R-DARTS S2/S3",
     "ddp": "search throughput of 1 vs N processes (torchrun; CPU or GPU)",
+    "stream": "peak RSS of streamed train/search on 50,000 vs 5,000 CIFAR-10 images",
 }

@@ -401,3 +401,16 @@ def test_pass_peaks_reads_one_peak_per_pass() -> None:
     peaks.close()
     assert len(peaks.rss) == 3 and peaks.cuda_mb == []
     assert peaks.rss[1] > peaks.rss[0] + 200 and peaks.rss[1] > peaks.rss[2] + 200
+
+
+def test_stream_table() -> None:
+    from benchmarks import stream
+
+    settings = {"steps": 5, "batch": 64, "workers": 2, "resize": 64, "storages": ["stream"]}
+    one = {"peak_rss_mib": 400.0, "worker_peak_rss_mib": 300.0, "imports_rss_mib": 350.0, "seconds": 10.0}
+    rows = [{"storage": "stream", "train_images": n, "prepare": one, "train": one, "search": one} for n in (50_000, 5_000)]
+    doc = report.result_document("stream", "python -m benchmarks stream", {"settings": settings, "rows": rows},
+                                 stream.PAPER)
+    text = stream.table(doc)
+    assert "| stream | 50000 | 10.00 | 400.00 | 400.00 | 50.00 | 300.00 | 400.00 | 50.00 | 300.00 |" in text
+    assert "2 DataLoader workers" in text and "child" in text and "commit" in text

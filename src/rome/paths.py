@@ -56,6 +56,11 @@ def state_root(params: dict[str, Any]) -> Path:
     return Path(params["results_dir"]).parent / "state"
 
 
+def stream_cache_dir(params: dict[str, Any]) -> Path:
+    """state/stream_cache: a streamed archive's images, extracted once per index (rome.data.stream)."""
+    return state_root(params) / "stream_cache"
+
+
 def checkpoint_dir(params: dict[str, Any], stage: str) -> Path:
     """Where a killed search/train resumes from: state/<run>/<stage>_ckpt (not an output)."""
     if stage not in RESUMABLE:

@@ -41,6 +41,7 @@ class DataConfig(Section):
     resize: int | None
     split_seed: int
     test_fraction: float
+    storage: str
     subset: dict[str, int | None]
 
 
@@ -126,6 +127,7 @@ class EvaluateConfig(Section):
     latency_batches: int
     benchmark_table: str | None
     benchmark_dataset: str
+    workers: int
 
 
 SECTIONS: tuple[type[Section], ...] = (DataConfig, SearchConfig, DeriveConfig, TrainConfig, EvaluateConfig)

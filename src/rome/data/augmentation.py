@@ -45,6 +45,32 @@ def resolve_search_augment(mode: str, dataset: str) -> str:
     return "crop_flip" if uses_flip(dataset) else "crop"
 
 
+def draw_crop_flip(n: int, pad: int, flip: bool,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The random part of ``random_crop_flip``: (N,2) crop offsets, then (N,) flips when ``flip``.
+
+    Separate so a streamed search can draw them in the main process (where the checkpointed
+    generator lives) and apply them in DataLoader workers, with the in-memory path's numbers."""
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+    flipped = torch.rand(n, generator=generator) < 0.5 if flip else None
+    return offsets, flipped
+
+
+def apply_crop_flip(images: torch.Tensor, offsets: torch.Tensor, flipped: torch.Tensor | None,
+                    pad: int) -> torch.Tensor:
+    """The deterministic part: one zero pad and one gather on ``images``' device (see ``random_crop_flip``)."""
+    n, c, h, w = images.shape
+    dev = images.device
+    rows = offsets[:, 0, None].to(dev) + torch.arange(h, device=dev)  # N,H
+    cols = torch.arange(w, device=dev).expand(n, w)
+    if flipped is not None:
+        cols = torch.where(flipped.to(dev)[:, None], w - 1 - cols, cols)
+    cols = offsets[:, 1, None].to(dev) + cols  # N,W
+    padded = F.pad(images, (pad, pad, pad, pad))  # zeros, as RandomCrop's default fill
+    return padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
+
+
 def random_crop_flip(images: torch.Tensor, flip: bool, generator: torch.Generator,
                      padding: int | None = None) -> torch.Tensor:
     """RandomCrop(size, padding, zero fill) (+ RandomHorizontalFlip(0.5) when ``flip``) of a N,C,H,W batch.
@@ -53,16 +79,5 @@ def random_crop_flip(images: torch.Tensor, flip: bool, generator: torch.Generato
     ``images``' device produce the batch: output[n, :, i, j] = padded[n, :, oy + i, ox + j], with j
     mirrored (w - 1 - j) for flipped images, i.e. the crop first, then the flip (torchvision's order).
     """
-    n, c, h, w = images.shape
-    pad = crop_padding(h) if padding is None else padding
-    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
-    dev = images.device
-    rows = offsets[:, 0, None].to(dev) + torch.arange(h, device=dev)  # N,H
-    cols = torch.arange(w, device=dev).expand(n, w)
-    if flip:
-        flipped = (torch.rand(n, generator=generator) < 0.5).to(dev)
-        cols = torch.where(flipped[:, None], w - 1 - cols, cols)
-    cols = offsets[:, 1, None].to(dev) + cols  # N,W
-    padded = F.pad(images, (pad, pad, pad, pad))  # zeros, as RandomCrop's default fill
-    return padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
-                  rows[:, None, :, None], cols[:, None, None, :]]
+    pad = crop_padding(images.shape[2]) if padding is None else padding
+    return apply_crop_flip(images, *draw_crop_flip(images.shape[0], pad, flip, generator), pad)

@@ -1,13 +1,16 @@
-"""Torch datasets over prepared uint8 tensors (all in memory: the CPU-sized sets fit easily)."""
+"""Torch datasets over prepared uint8 tensors (in memory; streamed sets: rome.data.stream), and the
+one-line form of an error raised inside a DataLoader worker."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
 from rome.data.normalize import channel_stats, to_unit
+from rome.errors import RomeError
 
 
 class ImageTensorDataset(Dataset):
@@ -30,3 +33,15 @@ class ImageTensorDataset(Dataset):
         if self.transform is not None:
             img = self.transform(img)
         return (img - self.mean) / self.std, self.labels[index]
+
+
+def worker_errors(batches: Iterable[Any]) -> Iterator[Any]:
+    """Re-raise a worker's RomeError as the one line it was (DataLoader wraps it in a traceback)."""
+    try:
+        yield from batches
+    except RomeError as exc:
+        lines = str(exc).strip().splitlines()
+        prefix = "rome.errors.RomeError: "
+        if len(lines) > 1 and lines[-1].startswith(prefix):
+            raise RomeError(lines[-1][len(prefix):]) from None
+        raise

@@ -110,7 +110,7 @@ def load_torchvision(name: str, root: str | None, download: bool) -> RawDataset:
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
-def _decode(data: bytes, where: str) -> tuple[np.ndarray, str]:
+def decode_image(data: bytes, where: str) -> tuple[np.ndarray, str]:
     """(uint8 C,H,W with C = 1 for grayscale modes, else 3, the image's own PIL mode)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -175,27 +175,40 @@ def _iter_tar(archive: Path):
         tar.close()
 
 
+def iter_entries(root: Path):
+    """(relative path, read(), where) of every file of a folder or tar archive, in a fixed order."""
+    if not root.exists():
+        raise RomeError(f"data.root = {str(root)!r}: no such file or directory; expected a folder or .tar.gz archive")
+    return _iter_tar(root) if root.is_file() else _iter_folder(root)
+
+
+def split_and_class(rel: PurePosixPath, where: str) -> tuple[str, str] | None:
+    """(split, class) of an image file's relative path; None for non-images and hidden files."""
+    if rel.suffix.lower() not in IMAGE_SUFFIXES or any(p.startswith(".") for p in rel.parts):
+        return None
+    parts = rel.parts
+    if len(parts) == 4:  # tolerate one wrapping folder: top/<split>/<class>/<image>
+        parts = parts[1:]
+    if len(parts) != 3:
+        raise RomeError(f"{where}: unexpected path depth; expected <split>/<class>/<image>")
+    return parts[0], parts[1]
+
+
 def load_imagefolder(root: Path, resize: int | None = None) -> RawDataset:
     """``<split>/<class>/<image>`` from a folder or tar archive (an optional single top folder is allowed).
 
     At least two classes (a classifier of one class learns nothing); images of other modes or
     sizes are made alike first (one channel count; ``resize_mixed``), and what was converted is stated.
     """
-    if not root.exists():
-        raise RomeError(f"data.root = {str(root)!r}: no such file or directory; expected a folder or .tar.gz archive")
-    entries = _iter_tar(root) if root.is_file() else _iter_folder(root)
+    entries = iter_entries(root)
     by_split: dict[str, dict[str, list[np.ndarray]]] = {}
     modes: set[str] = set()
     for rel, read, where in tqdm(entries, desc=f"decode {root.name}", unit="file", mininterval=2.0, leave=False):
-        if rel.suffix.lower() not in IMAGE_SUFFIXES or any(p.startswith(".") for p in rel.parts):
+        found = split_and_class(rel, where)
+        if found is None:
             continue
-        parts = rel.parts
-        if len(parts) == 4:  # tolerate one wrapping folder: top/<split>/<class>/<image>
-            parts = parts[1:]
-        if len(parts) != 3:
-            raise RomeError(f"{where}: unexpected path depth; expected <split>/<class>/<image>")
-        split, cls, _ = parts
-        image, mode = _decode(read(), where)
+        split, cls = found
+        image, mode = decode_image(read(), where)
         by_split.setdefault(split, {}).setdefault(cls, []).append(image)
         modes.add(mode)
     train_key = next((s for s in TRAIN_SPLIT_NAMES if s in by_split), None)

@@ -48,7 +48,7 @@ from rome.genotype.types import count_param_free
 from rome.precision import bf16_autocast
 from rome.reproducibility import rng_state, set_rng_state
 from rome.search.algorithms import SearchAlgorithm, build_algorithm
-from rome.search.batches import EndlessBatches, sequential_batches
+from rome.search.batches import EndlessBatches, StreamBatches
 from rome.search.checkpoint import CHECKPOINT_FILE, fingerprint, load_checkpoint, save_checkpoint
 from rome.search.modes import SearchBehaviour, resolve_behaviour
 from rome.search.sampling import linear_tau
@@ -65,28 +65,41 @@ ARCH_INIT_SEED, SAMPLE_SEED, TRAIN_ORDER_SEED, VAL_ORDER_SEED = 1, 2, 3, 4
 
 @dataclass
 class SearchData:
-    """The two search splits as uint8 tensors plus what the network needs to know about them."""
+    """The two search splits as uint8 tensors (or, streamed, ``StreamImages`` datasets whose images
+    workers decode: ``*_images`` are then None) plus what the network needs to know about them."""
 
-    train_images: torch.Tensor
+    train_images: torch.Tensor | None
     train_labels: torch.Tensor
-    val_images: torch.Tensor
+    val_images: torch.Tensor | None
     val_labels: torch.Tensor
     mean: tuple[float, ...]
     std: tuple[float, ...]
     num_classes: int
     manifest_sha256: str | None = None
+    train_stream: Any = None
+    val_stream: Any = None
 
     @property
     def in_channels(self) -> int:
+        if self.train_images is None:
+            return int(self.train_stream.split.channels)
         return int(self.train_images.shape[1])
 
     @property
     def resolution(self) -> int:
+        if self.train_images is None:
+            return int(self.train_stream.split.resolution)
         return int(self.train_images.shape[-1])
 
     @classmethod
     def from_prepared(cls, prepared: Any) -> SearchData:
         """Weight batches from ``search_train``, architecture batches from ``search_val``."""
+        if prepared.is_stream:
+            from rome.data.stream import StreamImages
+
+            tr, va = StreamImages(prepared.stream_split("search_train")), StreamImages(prepared.stream_split("search_val"))
+            return cls(None, tr.split.labels, None, va.split.labels, tuple(prepared.mean), tuple(prepared.std),
+                       prepared.num_classes, prepared.manifest_sha256, tr, va)
         tx, ty = prepared.split("search_train")
         vx, vy = prepared.split("search_val")
         return cls(tx, ty, vx, vy, tuple(prepared.mean), tuple(prepared.std), prepared.num_classes, prepared.manifest_sha256)
@@ -101,8 +114,8 @@ class SearchState:
     space: SearchSpace
     parts: StepParts
     scheduler: torch.optim.lr_scheduler.CosineAnnealingLR
-    train_batches: EndlessBatches
-    val_batches: EndlessBatches
+    train_batches: EndlessBatches | StreamBatches
+    val_batches: EndlessBatches | StreamBatches
     data: SearchData
     device: torch.device
     behaviour: SearchBehaviour = field(default_factory=SearchBehaviour)
@@ -191,14 +204,19 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
 
     augment = resolve_search_augment(s.augment, dataset)
 
-    def batches(images: torch.Tensor, labels: torch.Tensor, offset: int) -> EndlessBatches:
-        return EndlessBatches(images, labels, s.batch_size, data.mean, data.std,
-                              torch.Generator().manual_seed(seed * 10 + offset), device, s.channels_last, augment)
+    def batches(images: torch.Tensor | None, labels: torch.Tensor, stream: Any,
+                offset: int) -> EndlessBatches | StreamBatches:
+        generator = torch.Generator().manual_seed(seed * 10 + offset)
+        if images is None:  # streamed: the same indices and crops, decoded by search.workers processes
+            return StreamBatches(stream, s.batch_size, data.mean, data.std, generator, device, s.channels_last,
+                                 augment, s.workers)
+        return EndlessBatches(images, labels, s.batch_size, data.mean, data.std, generator, device, s.channels_last,
+                              augment)
 
     return SearchState(config, seed, space, parts, scheduler,
-                       batches(data.train_images, data.train_labels, TRAIN_ORDER_SEED),
-                       batches(data.val_images, data.val_labels, VAL_ORDER_SEED), data, device, behaviour,
-                       group=group.for_model(model, s.parallel), stem=stem)
+                       batches(data.train_images, data.train_labels, data.train_stream, TRAIN_ORDER_SEED),
+                       batches(data.val_images, data.val_labels, data.val_stream, VAL_ORDER_SEED), data, device,
+                       behaviour, group=group.for_model(model, s.parallel), stem=stem)
 
 
 # ----------------------------------------------------------------------------- evaluation and statistics
@@ -210,9 +228,7 @@ def evaluate(state: SearchState, paths: dict[str, CellPath], max_batches: int | 
     model = state.model
     model.eval()
     loss_sum, correct, n = 0.0, 0, 0
-    tv = state.val_batches
-    for x, y in sequential_batches(tv.images, tv.labels, state.config.batch_size, tv.mean, tv.std, max_batches,
-                                   state.config.channels_last):
+    for x, y in state.val_batches.in_order(max_batches):
         with bf16_autocast(state.device, state.config.amp):
             logits = model(x, paths)
         loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
@@ -301,6 +317,18 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
     if state.epoch == 0:
         log(f"search: augmentation {state.train_batches.augment} on both search halves "
             f"(search.augment = {s.augment}, dataset {dataset})")
+    try:
+        return _run_epochs(state, ckpt_path, fp, max_epochs_this_run, progress, log, on_epoch, group)
+    finally:  # a streamed split's DataLoader workers stop here, not whenever the result is collected
+        state.train_batches.close()
+        state.val_batches.close()
+
+
+def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
+                max_epochs_this_run: int | None, progress: bool, log: Callable[[str], None],
+                on_epoch: Callable[[dict[str, Any]], None] | None, group: ProcessGroup) -> SearchResult:
+    """The epochs of ``run_search`` from ``state.epoch`` on."""
+    s, b = state.config, state.behaviour
     steps = steps_per_epoch(state)
     val_batches = s.steps_per_epoch  # null: the whole search_val split
     run_epochs = 0

@@ -24,14 +24,14 @@ from rome.artifacts import atomic_dir, provenance, sha256_file, write_json, writ
 from rome.data.normalize import channel_stats, normalize
 from rome.data.prepared import load_prepared
 from rome.errors import RomeError
-from rome.paths import input_dir
+from rome.paths import input_dir, stream_cache_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.sections import EvaluateConfig
 from rome.training import network
 from rome.training.checkpoint import load_weights
 from rome.training.flops import multiply_adds_m, params_m
 from rome.training.latency import batch_latency_ms
-from rome.training.loop import StepSettings, validate
+from rome.training.loop import StepSettings, validate_batches
 from rome.training.model_artifact import MODEL_FILE, MODEL_JSON, read_model_doc
 from rome.training.nb201_table import lookup
 
@@ -62,17 +62,18 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     model = network.build(doc["network"], doc["kwargs"])
     load_weights(model, train_dir / MODEL_FILE)
     model = model.to(device).eval()
-    data = load_prepared(input_dir(params, "prepare"))
+    data = load_prepared(input_dir(params, "prepare"), stream_cache_dir(params))
     check_data_fits(doc, data, train_dir / MODEL_JSON)
     trained_on = (doc.get("provenance") or {}).get("data_sha256")
     if trained_on and trained_on != data.data_sha256:
         logger.warning(f"evaluate: warning: {data.path} holds other data than the model was trained on (sha256 differs)")
 
-    images, labels = data.split("test")
+    n_test = len(data.labels("test"))
     settings = StepSettings(device=device)
-    acc = validate(model, images, labels, doc["mean"], doc["std"], doc["num_classes"], settings,
-                   batch_size=e.batch_size, desc="evaluate")
-    batch = normalize(images[: e.batch_size].to(device), *channel_stats(doc["mean"], doc["std"], device))
+    acc = validate_batches(model, data.uint8_batches("test", e.batch_size, e.workers), doc["mean"], doc["std"],
+                           doc["num_classes"], settings, desc="evaluate", total=-(-n_test // e.batch_size))
+    first = next(iter(data.uint8_batches("test", e.batch_size)))[0]  # streamed: decoded here, one batch
+    batch = normalize(first.to(device), *channel_stats(doc["mean"], doc["std"], device))
     metrics: dict[str, Any] = {
         "top1": acc["top1"],
         "top5": acc["top5"],
@@ -97,7 +98,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         "schema_version": EVALUATE_SCHEMA_VERSION,
         "metrics": metrics,
         "test_loss": acc["loss"],
-        "test_images": int(len(labels)),
+        "test_images": n_test,
         "topk": [1, min(5, doc["num_classes"])],
         "model": {"network": doc["network"], "weights": doc.get("weights"),
                   "genotype_file": doc.get("genotype_file"), "nb201_arch": doc.get("nb201_arch"),

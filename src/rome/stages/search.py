@@ -20,7 +20,7 @@ from typing import Any
 
 from rome import distributed, tracking
 from rome.artifacts import atomic_dir, provenance, write_bytes, write_run_record
-from rome.paths import checkpoint_dir, input_dir
+from rome.paths import checkpoint_dir, input_dir, stream_cache_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.search import checkpoint as search_checkpoint
 from rome.sections import SearchConfig
@@ -134,7 +134,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     if s["amp"] != "none" and device.type != "cuda":
         logger.warning(f"search: search.amp = {s['amp']!r} ignored on {device.type} "
                        "(bf16 autocast is used on CUDA only)")
-    prepared = load_prepared(input_dir(params, "prepare"))
+    prepared = load_prepared(input_dir(params, "prepare"), stream_cache_dir(params))
     data = SearchData.from_prepared(prepared)
     ckpt_dir = checkpoint_dir(params, "search")
     if not group.is_main:

@@ -55,15 +55,15 @@ from torch.utils.data import DataLoader
 from rome import distributed, tracking
 from rome.artifacts import atomic_dir, provenance, write_json, write_run_record, write_text
 from rome.csv_text import csv_text, read_csv_rows
-from rome.data.loaders import ImageTensorDataset
+from rome.data.loaders import ImageTensorDataset, worker_errors
 from rome.data.prepared import PreparedData, load_prepared
 from rome.errors import RomeError
-from rome.paths import checkpoint_dir, input_dir
+from rome.paths import checkpoint_dir, input_dir, stream_cache_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.sections import TrainConfig
 from rome.training import checkpoint, network, sync_batchnorm
 from rome.training.augment import cutout, train_transform, uses_flip
-from rome.training.loop import StepSettings, require_finite, train_one_epoch, validate
+from rome.training.loop import StepSettings, require_finite, train_one_epoch, validate_batches
 from rome.training.shards import RankSlices, SeededImages
 from rome.training.model_artifact import (
     METRICS_FILE,
@@ -77,6 +77,7 @@ from rome.training.model_artifact import (
 logger = logging.getLogger(__name__)
 
 SECTIONS = ["data", "train"]
+EVAL_BATCH = 256  # the test pass's batch (rome.training.loop.validate's default)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,10 +114,19 @@ def make_criterion(train: TrainConfig, num_classes: int) -> tuple[torch.nn.Modul
 
 def train_loader(data: PreparedData, dataset: str, train: TrainConfig, device: torch.device,
                  generator: torch.Generator, group: distributed.ProcessGroup = distributed.SINGLE) -> DataLoader:
-    """This rank's slice of each global batch (rome.training.shards); augmentation seeded per image."""
-    images, labels = data.split("train")
-    ds = SeededImages(ImageTensorDataset(images, labels, data.mean, data.std,
-                                         transform=train_transform(data.resolution, flip=uses_flip(dataset))))
+    """This rank's slice of each global batch (rome.training.shards); augmentation seeded per image.
+    A streamed split is decoded by ``train.workers`` processes (rome.data.stream: the same transform
+    up to 64 px, timm's ImageNet one above)."""
+    if data.is_stream:
+        from rome.data.stream import StreamImages
+        from rome.training.augment import stream_train_transform
+
+        ds = SeededImages(StreamImages(data.stream_split("train"), stream_train_transform(
+            data.resolution, data.in_channels, uses_flip(dataset), data.mean, data.std)))
+    else:
+        images, labels = data.split("train")
+        ds = SeededImages(ImageTensorDataset(images, labels, data.mean, data.std,
+                                             transform=train_transform(data.resolution, flip=uses_flip(dataset))))
     slices = RankSlices(len(ds), train.batch_size, group.rank, group.world_size, generator)
     loader = DataLoader(ds, batch_sampler=slices, num_workers=train.workers, pin_memory=device.type == "cuda")
     if len(loader) == 0:
@@ -152,7 +162,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     group = distributed.current()
     device = distributed.local_device(resolve_device(params["device"]))
     set_deterministic(params["deterministic"])
-    data = load_prepared(input_dir(params, "prepare"))
+    data = load_prepared(input_dir(params, "prepare"), stream_cache_dir(params))
     source = network.load_source(network.genotype_path(params))
     name = network.network_name(t.network, source, data.resolution)
     kwargs = network.model_kwargs(source, data.num_classes, data.in_channels, t)
@@ -171,7 +181,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     ema = ModelEmaV3(model, decay=t.ema_decay) if t.ema else None
 
     ckpt_dir = checkpoint_dir(params, "train")
-    ident = checkpoint.identity({"seed": params["seed"], "data": params["data"],
+    # data.storage is left out: the prepared data's manifest hash below already names its format
+    ident = checkpoint.identity({"seed": params["seed"], "data": {k: v for k, v in params["data"].items() if k != "storage"},
                                  "train": {k: v for k, v in t.as_dict().items() if k not in ("epochs", "nproc")},
                                  "network": name, "kwargs": kwargs, "data_manifest_sha256": data.manifest_sha256})
     if group.is_main:
@@ -209,7 +220,10 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     settings = StepSettings(device=device, aux_weight=t.auxiliary_weight if use_aux else 0.0,
                             grad_clip=t.grad_clip, amp=t.amp, channels_last=t.channels_last, mixup=mixup,
                             erasing=cutout(t.random_erasing, device))
-    test_images, test_labels = data.split("test")
+    n_test = len(data.labels("test"))
+
+    def test_batches() -> Any:  # uint8 batches of 256, as ``validate`` takes them from memory
+        return data.uint8_batches("test", EVAL_BATCH, t.workers, pin_memory=device.type == "cuda")
     summary = ckpt_dir / SUMMARY_FILE
     if group.is_main:
         trim_summary(summary, start)
@@ -235,11 +249,12 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             network.set_drop_path(model, t.drop_path * epoch / t.epochs)
             lr = optimizer.param_groups[0]["lr"]
             train_metrics, num_updates = train_one_epoch(
-                trained, loader, steps, optimizer, criterion, settings, scheduler=scheduler, num_updates=num_updates,
+                trained, worker_errors(loader), steps, optimizer, criterion, settings, scheduler=scheduler, num_updates=num_updates,
                 ema=ema, ema_source=model, desc=f"train epoch {epoch + 1}/{t.epochs}", progress=group.is_main)
             train_metrics = dict(zip(train_metrics, group.mean_floats(*train_metrics.values())))
-            eval_metrics = validate(ema.module if ema is not None else model, test_images, test_labels, data.mean,
-                                    data.std, data.num_classes, settings, desc="test", progress=group.is_main)
+            eval_metrics = validate_batches(ema.module if ema is not None else model, test_batches(), data.mean,
+                                            data.std, data.num_classes, settings, desc="test", progress=group.is_main,
+                                            total=-(-n_test // EVAL_BATCH))
             require_finite(eval_metrics["loss"], f"train epoch {epoch + 1}/{t.epochs} (test pass)")
             if group.is_main:
                 update_summary(epoch, train_metrics, eval_metrics, str(summary), lr=lr)
@@ -257,8 +272,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             return out
         deployable = network.build(name, kwargs).to(device)
         state = export_state(ema.module if ema is not None else model, deployable)
-        final = validate(deployable, test_images, test_labels, data.mean, data.std, data.num_classes,
-                         StepSettings(device=device), desc="final")
+        final = validate_batches(deployable, test_batches(), data.mean, data.std, data.num_classes,
+                                 StepSettings(device=device), desc="final", total=-(-n_test // EVAL_BATCH))
         weights = "ema" if ema is not None else "final"
         metrics = {"schema_version": METRICS_SCHEMA_VERSION, "top1": final["top1"], "top5": final["top5"],
                    "loss": final["loss"], "best_top1": saver.best_metric, "best_epoch": saver.best_epoch,

@@ -109,14 +109,23 @@ def validate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
              std: Iterable[float], num_classes: int, settings: StepSettings, batch_size: int = 256,
              desc: str = "eval", progress: bool = True) -> dict[str, float]:
     """Cross-entropy, top-1 and top-5 (%) of uint8 ``images`` in eval mode, normalised chunk by chunk."""
+    chunks = ((images[i:i + batch_size], labels[i:i + batch_size]) for i in range(0, len(labels), batch_size))
+    return validate_batches(model, chunks, mean, std, num_classes, settings, desc, progress,
+                            total=-(-len(labels) // batch_size))
+
+
+@torch.no_grad()
+def validate_batches(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                     mean: Iterable[float], std: Iterable[float], num_classes: int, settings: StepSettings,
+                     desc: str = "eval", progress: bool = True, total: int | None = None) -> dict[str, float]:
+    """``validate`` over uint8 batches from anywhere (in-memory slices, or a streamed split's workers)."""
     model.eval()
     m, s = channel_stats(mean, std, settings.device)
     k1, k5 = topk(num_classes)
     losses, top1, top5 = AverageMeter(), AverageMeter(), AverageMeter()
-    starts = range(0, len(labels), batch_size)
-    for i in tqdm(starts, desc=desc, leave=False, dynamic_ncols=True, disable=not progress):
-        x = normalize(images[i:i + batch_size].to(settings.device), m, s, settings.channels_last)
-        y = labels[i:i + batch_size].to(settings.device)
+    for images, labels in tqdm(batches, desc=desc, total=total, leave=False, dynamic_ncols=True, disable=not progress):
+        x = normalize(images.to(settings.device), m, s, settings.channels_last)
+        y = labels.to(settings.device)
         with bf16_autocast(settings.device, settings.amp, on_cpu=True):
             logits = model(x)
         logits = (logits[0] if isinstance(logits, tuple) else logits).float()

@@ -12,6 +12,7 @@ reads it.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,8 +49,9 @@ def image_seed(epoch_seed: int, index: int) -> int:
 
 
 class SeededImages(Dataset):
-    """``dataset[index]`` with the torch RNG seeded from (``epoch_seed``, index) for that one call
-    (the caller's RNG stream is left as it was). Set ``epoch_seed`` before each epoch."""
+    """``dataset[index]`` with the torch RNG (and Python's ``random``, which timm's RandomResizedCrop
+    draws from) seeded from (``epoch_seed``, index) for that one call (the caller's streams are left
+    as they were). Set ``epoch_seed`` before each epoch."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -59,6 +61,12 @@ class SeededImages(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> Any:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(image_seed(self.epoch_seed, index))
-            return self.dataset[index]
+        seed = image_seed(self.epoch_seed, index)
+        saved = random.getstate()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                random.seed(seed)
+                return self.dataset[index]
+        finally:
+            random.setstate(saved)
