@@ -1,6 +1,7 @@
 """The SLURM profile on a real Slurm: the smoke pipeline end to end through
-snakemake-executor-plugin-slurm, search and train on the `gpu` partition with one GPU each, and a
-job no node can hold rejected at submit instead of pending forever.
+snakemake-executor-plugin-slurm, search and train on the `gpu` partition with one GPU each (and with
+two GPUs and a 2-process torchrun group each when search.nproc = train.nproc = 2), and a job no node
+can hold rejected at submit instead of pending forever.
 
 Needs a running Slurm with partitions `cpu` and `gpu` and a `gpu` GRES; on a Debian machine
 `workflow/slurm/setup-one-node.sh` (as root) makes a one-node one. Deselected by default
@@ -138,3 +139,24 @@ def test_impossible_job_is_rejected_at_submit(tmp_path: Path) -> None:
     assert rc != 0, out[-4000:]
     assert "SLURM sbatch failed" in out and "More processors requested than permitted" in out, out[-4000:]
     assert not (repo / RUN / "search").exists()
+
+
+def test_multi_process_search_and_train_jobs_get_one_gpu_per_process(tmp_path: Path) -> None:
+    """search.nproc = train.nproc = 2: each job asks 2 GPUs (resources gpu = nproc), and rome runs
+    torchrun inside it (2 gloo processes on this CPU node; the stand-in GPUs are device files)."""
+    params = {**SMOKE, "search": {"nproc": 2, "k_samples": 2}, "train": {"nproc": 2}}
+    repo = copy_repo(tmp_path / "repo", params)
+    profile = one_node_profile(tmp_path / "profile", mem_mb=4000)
+    cfg = yaml.safe_load((profile / "config.yaml").read_text())
+    cfg["set-resources"]["train"]["mem_mb"] = 4000  # two processes per job
+    (profile / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    rc, out = snakemake(repo, profile, timeout=1200)
+    assert rc == 0, f"snakemake failed:\n{out[-4000:]}\n{slurm_logs(repo)}"
+    assert "7 of 7 steps (100%) done" in out, out[-4000:]
+    for stage in ("search", "train"):
+        rec = record(repo, stage)
+        slurm = rec["slurm"]
+        assert slurm is not None and slurm["SLURM_JOB_PARTITION"] == "gpu", slurm
+        assert slurm["SLURM_GPUS_ON_NODE"] == "2", slurm
+        assert len(slurm["CUDA_VISIBLE_DEVICES"].split(",")) == 2, slurm
+        assert rec["processes"] == 2, rec  # rank 0 of a 2-process torchrun group wrote the record

@@ -153,7 +153,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         tracker.summary({k: result.history[-1][k] for k in ("val_acc", "val_loss", "n_param_free_normal")})
         tracker.log_artifact(out, tracking.artifact_name(params, "search"), "search")
         write_run_record(params, "search", out, tracker.run_id, seconds=round(sum(h["seconds"] for h in result.history), 3),
-                         epochs=[{k: h[k] for k in ("epoch", *VOLATILE)} for h in result.history])
+                         epochs=[{k: h[k] for k in ("epoch", *VOLATILE)} for h in result.history],
+                         processes=group.world_size)
     # The finished run's checkpoint now lives in the artifact; the state folder only ever holds an
     # *interrupted* run, so a later run with changed params starts fresh instead of tripping over a
     # completed run's checkpoint (an interrupted one is still refused).
