@@ -194,6 +194,24 @@ def split_and_class(rel: PurePosixPath, where: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+def split_keys_and_classes(root: Path, by_split: dict[str, dict[str, Any]]) -> tuple[str, str | None, list[str]]:
+    """The train and test split folder names and the sorted classes of an imagefolder scan, checked:
+    a train split, at least two classes (a classifier of one learns nothing), no test class train lacks."""
+    train_key = next((s for s in TRAIN_SPLIT_NAMES if s in by_split), None)
+    if train_key is None:
+        raise RomeError(f"{root}: no 'train' folder found (got {sorted(by_split) or 'no images'}); "
+                        "expected <split>/<class>/<image> with splits train and optionally test")
+    test_key = next((s for s in TEST_SPLIT_NAMES if s in by_split), None)
+    classes = sorted(by_split[train_key])
+    if len(classes) < 2:
+        raise RomeError(f"{root}: {train_key}/ has {len(classes)} class folder(s) {classes}; expected at least 2 "
+                        f"(a classifier needs two classes)")
+    if test_key is not None and not set(by_split[test_key]) <= set(classes):
+        extra = sorted(set(by_split[test_key]) - set(classes))
+        raise RomeError(f"{root}: {test_key}/ has classes {extra} that train/ lacks; expected the same class folders")
+    return train_key, test_key, classes
+
+
 def load_imagefolder(root: Path, resize: int | None = None) -> RawDataset:
     """``<split>/<class>/<image>`` from a folder or tar archive (an optional single top folder is allowed).
 
@@ -211,23 +229,12 @@ def load_imagefolder(root: Path, resize: int | None = None) -> RawDataset:
         image, mode = decode_image(read(), where)
         by_split.setdefault(split, {}).setdefault(cls, []).append(image)
         modes.add(mode)
-    train_key = next((s for s in TRAIN_SPLIT_NAMES if s in by_split), None)
-    if train_key is None:
-        raise RomeError(f"{root}: no 'train' folder found (got {sorted(by_split) or 'no images'}); "
-                        "expected <split>/<class>/<image> with splits train and optionally test")
-    test_key = next((s for s in TEST_SPLIT_NAMES if s in by_split), None)
-    classes = sorted(by_split[train_key])
-    if len(classes) < 2:
-        raise RomeError(f"{root}: {train_key}/ has {len(classes)} class folder(s) {classes}; expected at least 2 "
-                        f"(a classifier needs two classes)")
+    train_key, test_key, classes = split_keys_and_classes(root, by_split)
     # one channel count for the whole dataset: RGB if any image is in colour, else L (stated below)
     color = any(im.shape[0] == 3 for per_class in by_split.values() for ims in per_class.values() for im in ims)
     target_mode = "RGB" if color else "L"
     notes = [f"modes {sorted(modes)} converted to {target_mode} ({3 if color else 1} channel(s))"] \
         if modes - {target_mode} else []
-    if test_key is not None and not set(by_split[test_key]) <= set(classes):
-        extra = sorted(set(by_split[test_key]) - set(classes))
-        raise RomeError(f"{root}: {test_key}/ has classes {extra} that train/ lacks; expected the same class folders")
 
     def stack(split: str) -> tuple[np.ndarray, np.ndarray]:
         imgs, labels = [], []

@@ -38,7 +38,8 @@ from tqdm import tqdm
 from rome.artifacts import atomic_dir
 from rome.data.loaders import worker_errors
 from rome.data.resize import resize_uint8
-from rome.data.sources import GRAY_MODES, TEST_SPLIT_NAMES, TRAIN_SPLIT_NAMES, decode_image, iter_entries, split_and_class
+from rome.data.sources import (GRAY_MODES, decode_image, iter_entries, split_and_class,
+                               split_keys_and_classes)
 from rome.errors import RomeError
 
 logger = logging.getLogger(__name__)
@@ -115,18 +116,7 @@ def scan_imagefolder(root: Path, cache: Path | None = None) -> ScannedFolder:
         if cache is not None:
             (cache / rel).parent.mkdir(parents=True, exist_ok=True)
             (cache / rel).write_bytes(data)
-    train_key = next((s for s in TRAIN_SPLIT_NAMES if s in by_split), None)
-    if train_key is None:
-        raise RomeError(f"{root}: no 'train' folder found (got {sorted(by_split) or 'no images'}); "
-                        "expected <split>/<class>/<image> with splits train and optionally test")
-    test_key = next((s for s in TEST_SPLIT_NAMES if s in by_split), None)
-    classes = sorted(by_split[train_key])
-    if len(classes) < 2:
-        raise RomeError(f"{root}: {train_key}/ has {len(classes)} class folder(s) {classes}; expected at least 2 "
-                        f"(a classifier needs two classes)")
-    if test_key is not None and not set(by_split[test_key]) <= set(classes):
-        extra = sorted(set(by_split[test_key]) - set(classes))
-        raise RomeError(f"{root}: {test_key}/ has classes {extra} that train/ lacks; expected the same class folders")
+    train_key, test_key, classes = split_keys_and_classes(root, by_split)
     out = ScannedFolder(classes, {}, {}, {}, sizes, modes)
     for source, key in (("train", train_key), ("test", test_key)):
         if key is None:
