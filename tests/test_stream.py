@@ -148,19 +148,27 @@ def test_streamed_search_matches_memory_and_resumes(tmp_path: Path) -> None:
     assert resumed.state.train_batches.state_dict()["pos"] == a.state.train_batches.state_dict()["pos"]
 
 
-def test_streamed_train_and_evaluate_match_memory(tmp_path: Path) -> None:
+def test_streamed_train_and_evaluate_match_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Retraining (2 steps, 2 workers) and evaluation on a streamed archive give the in-memory numbers
-    (CIFAR-size: the same crop + flip on the same pixels, seeded per image)."""
+    (CIFAR-size: the same crop + flip on the same pixels, seeded per image); evaluation reads each
+    test image once (its latency batch is the accuracy pass's first batch, not decoded again)."""
+    from rome.data.stream import StreamImages
     from rome.stages import evaluate, train
 
     _, archive = tree_and_archive(tmp_path)
+    reads: list[int] = []
+    original = StreamImages.read
+    monkeypatch.setattr(StreamImages, "read", lambda self, i: (reads.append(i), original(self, i))[1])
     out = {}
     for name in ("memory", "stream"):
         params = params_for(tmp_path / name, archive, f"data.storage={name}", "train.genotype=genotypes/darts_v2.json",
-                            "train.epochs=1")
+                            "train.epochs=1", "evaluate.workers=0")  # decoded in this process: reads counted
         prepared(params)
         train.run(params, stage_dir(params, "train"))
+        reads.clear()
         evaluate.run(params, stage_dir(params, "evaluate"))
+        n_test = json.loads((stage_dir(params, "evaluate") / "evaluate.json").read_text())["test_images"]
+        assert sorted(reads) == (list(range(n_test)) if name == "stream" else []), name
         out[name] = [json.loads((stage_dir(params, s) / "metrics.json").read_text()) for s in ("train", "evaluate")]
     assert out["memory"] == out["stream"]
 
@@ -236,3 +244,25 @@ def test_changed_archive_is_refused_when_its_cache_is_rebuilt(tmp_path: Path) ->
     with pytest.raises(RomeError, match=r"test/emu/0000.png: sha256 does not match the index; the archive changed"):
         load_prepared(data.path, stream_cache_dir(params)).stream_split("test")
     assert not any(stream_cache_dir(params).glob("[!.]*"))  # nothing half-extracted is left for a later run
+
+
+def test_every_image_reader_names_a_file_whose_pixels_do_not_decode() -> None:
+    """A PNG cut short after its header: the header reader (prepare's scan) accepts it, and both pixel
+    readers (the in-memory/search decode and timm's PIL path) refuse it in one line naming the file."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from rome.data.sources import decode_image
+    from rome.data.stream import _header, decode_pil
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(buf, "PNG")
+    cut = buf.getvalue()[: len(buf.getvalue()) // 2]
+    assert _header(cut, "a/b.png") == ((32, 32), "RGB")
+    for read in (lambda: decode_image(cut, "a/b.png"), lambda: decode_pil(cut, 3, "a/b.png")):
+        with pytest.raises(RomeError, match=r"^a/b.png: image does not decode \(OSError\); expected a readable"):
+            read()
+    with pytest.raises(RomeError, match=r"^a/b.png: image does not decode \(UnidentifiedImageError\)"):
+        _header(b"not an image", "a/b.png")

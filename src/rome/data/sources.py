@@ -11,6 +11,8 @@ import gzip
 import io
 import logging
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -110,17 +112,25 @@ def load_torchvision(name: str, root: str | None, download: bool) -> RawDataset:
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
-def decode_image(data: bytes, where: str) -> tuple[np.ndarray, str]:
-    """(uint8 C,H,W with C = 1 for grayscale modes, else 3, the image's own PIL mode)."""
+@contextmanager
+def open_image(data: bytes, where: str) -> Iterator[Image.Image]:
+    """The PIL image of a file's bytes; any failure to read it inside the block (header, pixels,
+    conversion) becomes the one-line error that names the file, for every reader of image files."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            mode = img.mode
-            if mode == "P" and "transparency" in img.info:
-                img = img.convert("RGBA")  # PIL's advice for palette transparency; alpha is dropped next
-            arr = np.asarray(img.convert("L" if mode in GRAY_MODES else "RGB"))
+            yield img
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise RomeError(f"{where}: image does not decode ({type(exc).__name__}); expected a readable image file") from None
+
+
+def decode_image(data: bytes, where: str) -> tuple[np.ndarray, str]:
+    """(uint8 C,H,W with C = 1 for grayscale modes, else 3, the image's own PIL mode)."""
+    with open_image(data, where) as img:
+        img.load()
+        mode = img.mode
+        if mode == "P" and "transparency" in img.info:
+            img = img.convert("RGBA")  # PIL's advice for palette transparency; alpha is dropped next
+        arr = np.asarray(img.convert("L" if mode in GRAY_MODES else "RGB"))
     return (arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)), mode
 
 

@@ -31,14 +31,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from rome.artifacts import atomic_dir
 from rome.data.loaders import worker_errors
 from rome.data.resize import resize_uint8
-from rome.data.sources import (GRAY_MODES, decode_image, iter_entries, split_and_class,
+from rome.data.sources import (GRAY_MODES, decode_image, iter_entries, open_image, split_and_class,
                                split_keys_and_classes)
 from rome.errors import RomeError
 
@@ -90,11 +90,8 @@ class ScannedFolder:
 
 def _header(data: bytes, where: str) -> tuple[tuple[int, int], str]:
     """(height, width) and PIL mode from the image header alone (no pixel decode)."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return (img.height, img.width), img.mode
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise RomeError(f"{where}: image does not decode ({type(exc).__name__}); expected a readable image file") from None
+    with open_image(data, where) as img:
+        return (img.height, img.width), img.mode
 
 
 def scan_imagefolder(root: Path, cache: Path | None = None) -> ScannedFolder:
@@ -279,11 +276,8 @@ class StreamImages(Dataset):
 
 def decode_pil(data: bytes, channels: int, where: str) -> Image.Image:
     """The decoded image in the dataset's mode (RGB, or L for an all-grayscale set), for timm's transforms."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.convert("RGB" if channels == 3 else "L")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise RomeError(f"{where}: image does not decode ({type(exc).__name__}); expected a readable image file") from None
+    with open_image(data, where) as img:
+        return img.convert("RGB" if channels == 3 else "L")
 
 
 def in_order(dataset: StreamImages, batch_size: int, workers: int, max_batches: int | None = None,
