@@ -8,7 +8,9 @@ PC-DARTS's ``if epoch >= 15``), never by calling the code under test for the exp
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,10 +135,15 @@ def test_gdas_reference_network_has_lastact_and_bare_pools(tmp_path: Path) -> No
     assert not torch.allclose(controlled.cells[0].edge_ops[0][names.index("max_pool_3x3")](y), F.max_pool2d(y, 3, 1, 1))
 
 
-@pytest.mark.parametrize("mode", ["reference", "controlled"])
-def test_gdas_step_order_weights_before_architecture(tmp_path: Path, mode: str) -> None:
-    """Reference: the architecture gradient is taken on the val batch with the weights AFTER this batch's SGD step."""
-    cfg, _ = config(tmp_path, "search.algorithm=gdas", f"search.mode={mode}")
+@pytest.mark.parametrize(("mode", "behaviour", "weights_first"), [
+    ("reference", "{}", True), ("controlled", "{}", False),
+    ("reference", "{weights_first: false}", False), ("controlled", "{weights_first: true}", True),
+])
+def test_gdas_step_order_weights_before_architecture(tmp_path: Path, mode: str, behaviour: str,
+                                                     weights_first: bool) -> None:
+    """Reference: the architecture gradient is taken on the val batch with the weights AFTER this batch's SGD step;
+    ``search.behaviour.weights_first`` sets that one switch in either mode."""
+    cfg, _ = config(tmp_path, "search.algorithm=gdas", f"search.mode={mode}", f"search.behaviour={behaviour}")
     seed_everything(0)
     state = build_state(cfg, 0, "mnist5k", tiny_data())
     seed_everything(0)
@@ -153,9 +160,9 @@ def test_gdas_step_order_weights_before_architecture(tmp_path: Path, mode: str) 
     state.model.register_forward_pre_hook(record)
     state.iteration(5.0)
     w1 = state.model.classifier.weight.detach()
-    assert [s for s, _ in seen] == (["train", "val"] if mode == "reference" else ["val", "train"])
+    assert [s for s, _ in seen] == (["train", "val"] if weights_first else ["val", "train"])
     arch_weights = dict(seen)["val"]
-    assert torch.equal(arch_weights, w1 if mode == "reference" else w0) and not torch.equal(w0, w1)
+    assert torch.equal(arch_weights, w1 if weights_first else w0) and not torch.equal(w0, w1)
 
 
 def gdas_cosine(base: float, eta_min: float, epoch: int, epochs: int) -> float:
@@ -196,6 +203,40 @@ def test_gdas_reference_uses_nesterov(tmp_path: Path) -> None:
     ref = build_state(config(tmp_path, "search.algorithm=gdas", "search.mode=reference")[0], 0, "mnist5k", tiny_data())
     ctl = build_state(config(tmp_path, "search.algorithm=gdas")[0], 0, "mnist5k", tiny_data())
     assert ref.parts.w_opt.param_groups[0]["nesterov"] and not ctl.parts.w_opt.param_groups[0]["nesterov"]
+
+
+def test_single_switches_on_top_of_a_mode(tmp_path: Path) -> None:
+    """``search.behaviour``: the reference mode minus one switch, or the controlled loop plus one, changes
+    that switch and leaves every other one as the mode says (the behaviour tests above check what each does)."""
+    def behaviour(*sets: str):
+        return build_state(config(tmp_path, "search.algorithm=gdas", *sets)[0], 0, "mnist5k", tiny_data())
+
+    ref = behaviour("search.mode=reference")
+    minus = behaviour("search.mode=reference", "search.behaviour={nesterov: false, lastact: false}")
+    assert not minus.parts.w_opt.param_groups[0]["nesterov"] and minus.model.lastact is None
+    assert minus.behaviour == dataclasses.replace(ref.behaviour, nesterov=False, lastact=False)
+    plus = behaviour("search.behaviour={pool_bn: false, nesterov: true}")
+    names = plus.space.ops("normal", 0)
+    y = torch.randn(2, 4, 6, 6)
+    torch.testing.assert_close(plus.model.cells[0].edge_ops[0][names.index("max_pool_3x3")](y), F.max_pool2d(y, 3, 1, 1))
+    assert plus.parts.w_opt.param_groups[0]["nesterov"] and not plus.behaviour.weights_first and plus.model.lastact is None
+
+
+@pytest.mark.parametrize(("sets", "message"), [
+    (["search.behaviour={unselected_weights: true}"], "search.behaviour.unselected_weights = true: a sampled NAS-Bench-201"),
+    (["search.space=nb201", "search.behaviour={lastact: false}"], "search.behaviour.lastact = false: the NAS-Bench-201 supernet"),
+    (["search.space=nb201", "search.algorithm=darts", "search.behaviour={unselected_weights: true}"],
+     "search.behaviour.unselected_weights = true"),
+])
+def test_a_switch_the_network_lacks_is_refused(tmp_path: Path, sets: list[str], message: str) -> None:
+    cfg, _ = config(tmp_path, "search.algorithm=gdas", *sets)
+    with pytest.raises(RomeError, match=re.escape(message)):
+        build_state(cfg, 0, "mnist5k", tiny_data())
+
+
+def test_an_unknown_switch_is_a_one_line_params_error(tmp_path: Path) -> None:
+    with pytest.raises(RomeError, match="search.behaviour.*nesterof"):
+        config(tmp_path, "search.behaviour={nesterof: true}")
 
 
 # ----------------------------------------------------------------------------- DARTS second order

@@ -65,6 +65,7 @@ class SearchConfig(Section):
     mode: str
     unrolled: bool | None
     arch_warmup_epochs: int | None
+    behaviour: dict[str, bool]
     w_lr: float
     w_lr_min: float
     w_momentum: float

@@ -296,8 +296,8 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
     if state.algorithm.k_samples != s.k_samples:
         log(f"search: {s.algorithm} uses K = {state.algorithm.k_samples} (search.k_samples = {s.k_samples} ignored)")
     b = state.behaviour
-    if state.epoch == 0 and b.mode != "controlled":
-        log(f"search: mode {b.mode} for {s.algorithm}: weights first {b.weights_first}, unrolled {b.unrolled}, "
+    if state.epoch == 0 and (b.mode != "controlled" or s.behaviour):
+        log(f"search: mode {b.mode}{f' with {s.behaviour}' if s.behaviour else ''} for {s.algorithm}: weights first {b.weights_first}, unrolled {b.unrolled}, "
             f"lastact {b.lastact}, unselected weights {b.unselected_weights}, pool BN {b.pool_bn}, "
             f"nesterov {b.nesterov}, lr shifted one epoch {b.lr_epoch_shift}, arch warm-up epochs {b.arch_warmup_epochs}")
     elif state.epoch == 0 and (b.unrolled or b.arch_warmup_epochs):

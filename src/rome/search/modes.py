@@ -4,11 +4,14 @@ The facts come from the algorithm registry (``AlgorithmSpec.reference``: a ``Ref
 this module only resolves them against the params into the concrete ``SearchBehaviour`` the supernet,
 the optimisers and the step read, so nothing downstream branches on an algorithm's name. Controlled
 mode is today's loop for every algorithm. ``search.unrolled`` and ``search.arch_warmup_epochs``
-override what the mode says in either mode (null = the mode decides).
+override what the mode says in either mode (null = the mode decides), and so does each key of
+``search.behaviour`` for one of the other switches: a reference mode minus one behaviour, or the
+controlled loop plus one, is how a difference between the two modes is traced to its cause.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from rome.algorithms import get_algorithm
@@ -18,6 +21,8 @@ from rome.sections import SearchConfig
 from rome.spaces import SearchSpace
 
 MODES = ("controlled", "reference")
+# the switches ``search.behaviour`` may set one by one (unrolled and the warm-up have their own keys)
+OVERRIDABLE = ("weights_first", "lastact", "unselected_weights", "pool_bn", "nesterov", "lr_epoch_shift")
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,25 @@ def resolve_behaviour(search: SearchConfig, space: SearchSpace) -> SearchBehavio
     if warmup >= search.epochs and spec.learns_arch:
         raise RomeError(f"search.arch_warmup_epochs = {warmup}: expected fewer than search.epochs ({search.epochs}), "
                         "else the architecture never learns")
-    return SearchBehaviour(
+    behaviour = SearchBehaviour(
         mode=search.mode, weights_first=ref.weights_first, unrolled=unrolled,
         lastact=ref.lastact and darts_space,  # the NB201 supernet always has it (as GDAS's and NB201's)
         unselected_weights=ref.unselected_weights and not darts_space,
         pool_bn=ref.pool_bn, nesterov=ref.nesterov, lr_epoch_shift=ref.lr_epoch_shift, arch_warmup_epochs=warmup)
+    return override(behaviour, dict(search.behaviour or {}), darts_space, spec.op_mode)
+
+
+def override(behaviour: SearchBehaviour, overrides: dict[str, bool], darts_space: bool, op_mode: str) -> SearchBehaviour:
+    """``search.behaviour`` on top of the mode; a switch the run's network does not have is refused, not ignored."""
+    for key, value in overrides.items():
+        if key not in OVERRIDABLE:
+            raise RomeError(f"search.behaviour.{key}: unknown switch; expected one of {list(OVERRIDABLE)}")
+        if not isinstance(value, bool):
+            raise RomeError(f"search.behaviour.{key} = {value!r}: expected true or false")
+        if key in ("lastact", "pool_bn") and not darts_space:
+            raise RomeError(f"search.behaviour.{key} = {str(value).lower()}: the NAS-Bench-201 supernet has no such "
+                            f"switch (its BN-ReLU before pooling and its pools are fixed); expected a DARTS space")
+        if key == "unselected_weights" and value and (darts_space or op_mode != "gumbel"):
+            raise RomeError("search.behaviour.unselected_weights = true: a sampled NAS-Bench-201 cell's switch (GDAS's; "
+                            "gdas, rome or random on search.space nb201); expected false or no key")
+    return dataclasses.replace(behaviour, **overrides)
