@@ -239,6 +239,17 @@ def test_an_unknown_switch_is_a_one_line_params_error(tmp_path: Path) -> None:
         config(tmp_path, "search.behaviour={nesterof: true}")
 
 
+def test_every_switch_of_the_schema_is_a_behaviour_field() -> None:
+    """The schema is the one list of ``search.behaviour`` keys; each must name a ``SearchBehaviour`` switch
+    (else ``dataclasses.replace`` would fail deep inside a run), and the mode-level fields are not switches."""
+    from rome.config import schema
+    from rome.search.modes import SearchBehaviour
+
+    keys = set(schema()["properties"]["search"]["properties"]["behaviour"]["properties"])
+    fields = {f.name for f in dataclasses.fields(SearchBehaviour)}
+    assert keys == fields - {"mode", "unrolled", "arch_warmup_epochs"}
+
+
 # ----------------------------------------------------------------------------- DARTS second order
 
 

@@ -297,7 +297,8 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
         log(f"search: {s.algorithm} uses K = {state.algorithm.k_samples} (search.k_samples = {s.k_samples} ignored)")
     b = state.behaviour
     if state.epoch == 0 and (b.mode != "controlled" or s.behaviour):
-        log(f"search: mode {b.mode}{f' with {s.behaviour}' if s.behaviour else ''} for {s.algorithm}: weights first {b.weights_first}, unrolled {b.unrolled}, "
+        switches = f" with {s.behaviour}" if s.behaviour else ""
+        log(f"search: mode {b.mode}{switches} for {s.algorithm}: weights first {b.weights_first}, unrolled {b.unrolled}, "
             f"lastact {b.lastact}, unselected weights {b.unselected_weights}, pool BN {b.pool_bn}, "
             f"nesterov {b.nesterov}, lr shifted one epoch {b.lr_epoch_shift}, arch warm-up epochs {b.arch_warmup_epochs}")
     elif state.epoch == 0 and (b.unrolled or b.arch_warmup_epochs):

@@ -176,7 +176,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
 
         # headers and hashes only: what auto decides by. An archive is not extracted on this pass although
         # a streamed one then needs a second: extraction would make every archive kept in memory write and
-        # delete all its members (README, "Large datasets": on CIFAR-10 it at least doubles the scan)
+        # delete all its members again, which the in-memory path never needs (README, "Large datasets")
         scan = scan_imagefolder(Path(data.root))
     if resolve_storage(data, scan) == "stream":
         return run_stream(params, data, out, scan, t0)
