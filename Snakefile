@@ -5,7 +5,7 @@
 # Local: `snakemake --cores 2`; SLURM: `snakemake --profile workflow/profiles/slurm`.
 from snakemake.utils import min_version
 
-min_version("8.0")
+min_version("9.0")
 
 
 configfile: "params.yaml"

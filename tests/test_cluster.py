@@ -36,6 +36,10 @@ POLL_S = 5
 
 def cluster_down_reason() -> str | None:
     """Why no cluster test can run here (None when a Slurm with a `gpu` partition has a usable node)."""
+    from importlib.util import find_spec
+
+    if find_spec("snakemake_executor_plugin_slurm") is None:
+        return 'snakemake-executor-plugin-slurm is not installed: pip install -c requirements.lock -e ".[slurm]"'
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return "no Slurm client (sinfo/sbatch) on PATH"
     res = subprocess.run(["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True, timeout=30)

