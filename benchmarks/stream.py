@@ -64,7 +64,7 @@ def collect(settings: dict[str, Any], work: Path, log=print) -> dict[str, Any]:
             results = work / f"{storage}-{subset}" / "results"
             sets = [f"results_dir={results}", "preset=smoke", "data.dataset=imagefolder", f"data.root={ARCHIVE}",
                     f"data.resize={settings['resize']}", f"data.storage={storage}", f"data.subset={spec}",
-                    "train.genotype=genotypes/darts_v2.json", "train.epochs=1",
+                    "train.genotype=darts_v2", "train.epochs=1",
                     f"train.steps_per_epoch={settings['steps']}", f"train.batch_size={settings['batch']}",
                     f"train.workers={settings['workers']}", "search.epochs=1",
                     f"search.steps_per_epoch={settings['steps']}", f"search.batch_size={settings['batch']}",

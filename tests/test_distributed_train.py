@@ -19,7 +19,7 @@ from conftest import smoke
 from rome.paths import checkpoint_dir, stage_dir
 from test_distributed_search import free_port, kill_tree_once_written
 
-DARTS_V2 = Path(__file__).resolve().parents[1] / "genotypes" / "darts_v2.json"
+DARTS_V2 = Path(__file__).resolve().parents[1] / "src" / "rome" / "genotype" / "published" / "darts_v2.json"
 # With SyncBatchNorm, the same global batches and per-image seeded crops, 2 processes compute what
 # one computes except for the order of float32 sums (gradients averaged over ranks, BatchNorm
 # statistics summed over ranks): the loss curves agree to ~1e-7 relative; 1e-5 leaves room for the

@@ -32,7 +32,7 @@ from rome.paths import checkpoint_dir
 from rome.search.checkpoint import load_checkpoint
 
 RUN = Path("mnist5k/darts/rome/seed0")
-DARTS_V2 = REPO / "genotypes" / "darts_v2.json"
+DARTS_V2 = REPO / "src" / "rome" / "genotype" / "published" / "darts_v2.json"
 BIN = Path(sys.executable).parent
 
 
@@ -433,7 +433,7 @@ def test_snakemake_reads_exponent_numbers_like_the_cli(tmp_path: Path) -> None:
     """params.yaml with `1e6` builds the Snakemake graph too (Snakemake's own YAML reads it as a string)."""
     shutil.copy(REPO / "Snakefile", tmp_path / "Snakefile")
     shutil.copytree(REPO / "workflow", tmp_path / "workflow")
-    shutil.copytree(REPO / "genotypes", tmp_path / "genotypes")
+    shutil.copytree(REPO / "src" / "rome" / "genotype" / "published", tmp_path / "src" / "rome" / "genotype" / "published")
     text = (REPO / "params.yaml").read_text()
     assert "\nsearch: {}\n" in text
     (tmp_path / "params.yaml").write_text(text.replace("\nsearch: {}\n", "\nsearch:\n  w_lr: 1e6\n"))

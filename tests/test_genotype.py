@@ -49,12 +49,12 @@ def space(ops: list[str] | list[list[str]], nodes: int = 4) -> CellSearchSpace:
 
 
 def test_darts_v2_file_is_the_published_cell():
-    g = load_genotype(REPO / "genotypes" / "darts_v2.json")
+    g = load_genotype(REPO / "src" / "rome" / "genotype" / "published" / "darts_v2.json")
     assert g == Genotype.from_text(DARTS_V2_TEXT)
     # the DARTS-V2 normal cell as nas-spaces.md spells it
     assert g.normal[6:] == (("skip_connect", 0), ("dil_conv_3x3", 2))
     assert g.n_param_free() == {"normal": 2, "reduce": 8}
-    v1 = load_genotype(REPO / "genotypes" / "darts_v1.json")
+    v1 = load_genotype(REPO / "src" / "rome" / "genotype" / "published" / "darts_v1.json")
     assert v1 != g and v1.normal[:2] == (("sep_conv_3x3", 1), ("sep_conv_3x3", 0))
 
 

@@ -16,7 +16,7 @@ from rome.models import MODEL_NAMES, count_parameters
 from rome.models.cells import DartsCell
 
 REPO = Path(__file__).resolve().parents[1]
-DARTS_V2 = REPO / "genotypes" / "darts_v2.json"
+DARTS_V2 = REPO / "src" / "rome" / "genotype" / "published" / "darts_v2.json"
 NB201_ARCH = "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"
 
 

@@ -161,7 +161,7 @@ def test_streamed_train_and_evaluate_match_memory(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(StreamImages, "read", lambda self, i: (reads.append(i), original(self, i))[1])
     out = {}
     for name in ("memory", "stream"):
-        params = params_for(tmp_path / name, archive, f"data.storage={name}", "train.genotype=genotypes/darts_v2.json",
+        params = params_for(tmp_path / name, archive, f"data.storage={name}", "train.genotype=darts_v2",
                             "train.epochs=1", "evaluate.workers=0")  # decoded in this process: reads counted
         prepared(params)
         train.run(params, stage_dir(params, "train"))

@@ -22,7 +22,7 @@ from rome.training import augment, checkpoint, network
 from rome.training.flops import multiply_adds_m, params_m
 from rome.training.loop import StepSettings, train_one_epoch
 
-DARTS_V2 = REPO / "genotypes" / "darts_v2.json"
+DARTS_V2 = REPO / "src" / "rome" / "genotype" / "published" / "darts_v2.json"
 NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
 
 

@@ -3,7 +3,7 @@ rule train:
     input:
         prepare=DATA,
         derive=f"{RUN}/derive",
-        genotypes="genotypes",
+        genotypes="src/rome/genotype/published",
     output:
         directory(f"{RUN}/train"),
     params:

@@ -1,5 +1,6 @@
 """Cell genotypes: the two types (``types``), their text forms (``text``), genotype files (``files``)
-and the derivation rules that turn searched alpha/beta into a genotype (``derivation``).
+the derivation rules that turn searched alpha/beta into a genotype (``derivation``) and the
+published cells shipped as data, by name (``named``).
 
 The names most callers need are re-exported here.
 """
@@ -25,6 +26,7 @@ from rome.genotype.files import (
     load_genotype,
     parse_genotype_text,
 )
+from rome.genotype.named import published_names, published_path, resolve_genotype_ref
 from rome.genotype.text import DARTS_FIELDS, Entry
 from rome.genotype.types import (
     CELL_TYPES,
@@ -42,5 +44,5 @@ __all__ = [
     "NONE_OP", "AnyGenotype", "CellSearchSpace", "Entry", "Genotype", "NB201Genotype", "as_genotype", "best_op",
     "cells_to_genotype", "cells_to_nb201", "count_param_free", "derivation_rule", "derive_cell", "genotype_document",
     "genotype_from_dict", "genotype_from_document", "genotype_to_text", "load_genotype", "parse_genotype_text",
-    "softmax",
+    "published_names", "published_path", "resolve_genotype_ref", "softmax",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from rome.artifacts import check_schema_version
 from rome.errors import RomeError
+from rome.genotype.named import published_names, resolve_genotype_ref
 from rome.genotype.text import is_arch_str
 from rome.genotype.types import AnyGenotype, Genotype, NB201Genotype
 
@@ -86,7 +87,8 @@ def load_genotype(path: str | Path) -> AnyGenotype:
 
 
 def as_genotype(obj: Any) -> AnyGenotype:
-    """What a network accepts: a genotype object, a genotype(.json) mapping, a file path, or genotype text."""
+    """What a network accepts: a genotype object, a genotype(.json) mapping, a published cell's name
+    (``darts_v2``, rome.genotype.named), a file path, or genotype text."""
     if isinstance(obj, (Genotype, NB201Genotype)):
         return obj
     if isinstance(obj, dict):
@@ -97,5 +99,6 @@ def as_genotype(obj: Any) -> AnyGenotype:
         s = str(obj).strip()
         if isinstance(obj, str) and (s.startswith("|") or "Genotype(" in s):
             return parse_genotype_text(s)
-        return load_genotype(obj)
-    raise RomeError(f"genotype = {obj!r:.80}: expected a Genotype, a mapping, a genotype file path or genotype text")
+        return load_genotype(resolve_genotype_ref(s if isinstance(obj, str) else obj))
+    raise RomeError(f"genotype = {obj!r:.80}: expected a Genotype, a mapping, a published cell name "
+                    f"({', '.join(published_names())}), a genotype file path or genotype text")

@@ -2,7 +2,7 @@
 ``rome_darts_cifar``, ``rome_darts_imagenet``, ``rome_nb201``.
 
     import rome.models, timm
-    model = timm.create_model("rome_darts_cifar", genotype="genotypes/darts_v2.json", num_classes=10,
+    model = timm.create_model("rome_darts_cifar", genotype="darts_v2", num_classes=10,
                               layers=20, init_channels=36, auxiliary=True, drop_path_rate=0.2, in_chans=3)
 
 Training-mode forward with ``auxiliary=True`` returns ``(logits, aux_logits)``; otherwise ``logits``.

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 PRESET_DIR = "src/rome/presets"
+PUBLISHED_GENOTYPES = "src/rome/genotype/published"  # train.genotype names resolve here (rome.genotype.named)
 BASE_PRESET_FILE = f"{PRESET_DIR}/default.yaml"
 # what every params file the pipeline reads must declare (DVC refuses a stage whose params key is absent)
 TOP_LEVEL = ("preset", "seed", "device", "deterministic")
@@ -67,7 +68,7 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in (
               (Output("model.safetensors"), Output("model.json"),
                Output("metrics.json", "metric"),
                Output("summary.csv", "plot", x="epoch", y="eval_top1")),
-              extra_deps=("genotypes",), gpu=True, resumable=True),
+              extra_deps=(PUBLISHED_GENOTYPES,), gpu=True, resumable=True),
     StageSpec("evaluate", "run", ("evaluate",), ("preset", "device", "deterministic"), ("prepare", "train"),
               (Output("evaluate.json"), Output("metrics.json", "metric"))),
     StageSpec("aggregate", "all", ("sweep",), (), ("search", "derive", "train", "evaluate"),

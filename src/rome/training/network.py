@@ -17,6 +17,7 @@ import torch
 
 from rome.errors import RomeError
 from rome.genotype.files import GENOTYPE_FILE, load_genotype
+from rome.genotype.named import resolve_genotype_ref
 from rome.genotype.types import NB201Genotype
 from rome.models import MODEL_NAMES  # importing rome.models registers the rome_* networks with timm
 from rome.paths import input_dir
@@ -45,9 +46,10 @@ class GenotypeSource:
 
 
 def genotype_path(params: dict[str, Any]) -> Path:
-    """train.genotype when set (e.g. genotypes/darts_v2.json), else the derive stage's genotype.json."""
+    """train.genotype when set (a published cell's name such as darts_v2, else a genotype file path),
+    else the derive stage's genotype.json."""
     given = params["train"]["genotype"]
-    return Path(given) if given else input_dir(params, "derive") / GENOTYPE_FILE
+    return resolve_genotype_ref(given) if given else input_dir(params, "derive") / GENOTYPE_FILE
 
 
 def load_source(path: Path) -> GenotypeSource:
