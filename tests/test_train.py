@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+import timm.data
 import torch
 from safetensors.torch import load_file
 
@@ -76,8 +77,11 @@ def test_train_writes_artifacts_and_extends(tmp_path, prepared_smoke, monkeypatc
     doc = json.loads((out / "model.json").read_text())
     assert doc["network"] == "rome_darts_cifar" and doc["schema_version"] == 1
     assert doc["kwargs"]["genotype"] == load_genotype(DARTS_V2).to_dict()
-    assert doc["kwargs"] | {"genotype": None} == {"genotype": None, "num_classes": 10, "in_chans": 1,
-                                                 "layers": 3, "init_channels": 4}
+    overlay = doc["kwargs"]["pretrained_cfg_overlay"]
+    assert doc["kwargs"] | {"genotype": None, "pretrained_cfg_overlay": None} == {
+        "genotype": None, "pretrained_cfg_overlay": None, "num_classes": 10, "in_chans": 1, "layers": 3, "init_channels": 4}
+    # timm resolves the data the model was trained on, not its 3x224 ImageNet fallback
+    assert overlay["input_size"] == [1, 8, 8] and overlay["mean"] == doc["mean"] and overlay["std"] == doc["std"]
     assert doc["resolution"] == 8 and len(doc["mean"]) == len(doc["std"]) == 1
     assert doc["provenance"]["stage"] == "train" and set(doc["provenance"]["params"]) >= {"data", "train"}
     assert doc["provenance"]["data_sha256"]
@@ -86,6 +90,9 @@ def test_train_writes_artifacts_and_extends(tmp_path, prepared_smoke, monkeypatc
     assert not any(k.startswith("auxiliary_head.") for k in state)
     model = network.build(doc["network"], doc["kwargs"])
     model.load_state_dict(state, strict=True)
+    cfg = timm.data.resolve_model_data_config(model)
+    assert cfg["input_size"] == (1, 8, 8) and cfg["mean"] == tuple(doc["mean"]) and cfg["std"] == tuple(doc["std"])
+    assert model.pretrained_cfg["num_classes"] == 10
 
     ckpt = checkpoint_dir(params, "train")
     assert {"last.pth.tar", "model_best.pth.tar", "run.json", "summary.csv"} <= {p.name for p in ckpt.iterdir()}

@@ -17,8 +17,34 @@ def entrypoint_kwargs(name: str, pretrained: bool, kwargs: dict[str, Any]) -> di
     if pretrained:
         raise RomeError(f"{name}: pretrained = True: no pretrained weights exist; expected pretrained = False")
     if kwargs.get("genotype") is None:
-        raise RomeError(f"{name}: genotype is required (a Genotype, a genotype.json mapping or path, or Genotype(...) text)")
+        raise RomeError(f"{name}: genotype is required (a published cell name such as darts_v2, a Genotype, "
+                        f"a genotype.json mapping or path, or Genotype(...) text)")
     return {k: v for k, v in kwargs.items() if k not in _TIMM_ONLY}
+
+
+def with_pretrained_cfg(model: EvalNetwork, name: str, side: int, kwargs: dict[str, Any]) -> EvalNetwork:
+    """Attach timm's ``pretrained_cfg`` so ``timm.data.resolve_model_data_config(model)`` gives this
+    network's input, not timm's 3x224 ImageNet fallback.
+
+    The defaults describe the untrained network (its channels and classes, the protocol's image side,
+    neutral 0.5 mean/std); ``pretrained_cfg_overlay`` (timm's own argument, which ``rome train``
+    records in model.json from the data it trained on: input size, mean, std) overrides them.
+    """
+    overlay = kwargs.get("pretrained_cfg_overlay") or {}
+    if not isinstance(overlay, dict):
+        raise RomeError(f"{name}: pretrained_cfg_overlay = {overlay!r:.80}: expected a mapping such as "
+                        "{'input_size': (3, 32, 32), 'mean': (...), 'std': (...)}")
+    chans = int(kwargs.get("in_chans", 3))
+    cfg: dict[str, Any] = {
+        "architecture": name, "input_size": (chans, side, side), "mean": (0.5,) * chans, "std": (0.5,) * chans,
+        "interpolation": "bilinear", "crop_pct": 1.0, "crop_mode": "center", "num_classes": model.num_classes,
+        "classifier": "classifier",
+    }
+    cfg.update({k: tuple(v) if isinstance(v, list) else v for k, v in overlay.items()})
+    cfg["num_classes"] = model.num_classes  # the head decides, whatever an overlay says
+    model.pretrained_cfg = cfg
+    model.default_cfg = cfg  # the name older timm code reads
+    return model
 
 
 class EvalNetwork(nn.Module):
@@ -32,6 +58,7 @@ class EvalNetwork(nn.Module):
     num_classes: int
     num_features: int
     classifier: nn.Module
+    pretrained_cfg: dict[str, Any]
 
     def __init__(self, drop_path_rate: float = 0.0) -> None:
         super().__init__()
@@ -50,4 +77,6 @@ class EvalNetwork(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
+        if isinstance(getattr(self, "pretrained_cfg", None), dict):
+            self.pretrained_cfg["num_classes"] = num_classes
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()

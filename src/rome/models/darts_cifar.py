@@ -11,7 +11,7 @@ from timm.models import register_model
 from rome.errors import RomeError
 from rome.genotype.files import as_genotype
 from rome.genotype.types import Genotype
-from rome.models.base import EvalNetwork, entrypoint_kwargs
+from rome.models.base import EvalNetwork, entrypoint_kwargs, with_pretrained_cfg
 from rome.models.cells import AuxiliaryHead, build_cell_stack
 
 
@@ -79,4 +79,4 @@ class DartsCifarNet(DartsNetwork):
 @register_model
 def rome_darts_cifar(pretrained: bool = False, **kwargs: Any) -> DartsCifarNet:
     """DARTS CIFAR network from a genotype (defaults: 20 cells, 36 channels, the DARTS protocol)."""
-    return DartsCifarNet(**entrypoint_kwargs("rome_darts_cifar", pretrained, kwargs))
+    return with_pretrained_cfg(DartsCifarNet(**entrypoint_kwargs("rome_darts_cifar", pretrained, kwargs)), "rome_darts_cifar", 32, kwargs)

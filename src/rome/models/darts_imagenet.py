@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from timm.models import register_model
 
-from rome.models.base import entrypoint_kwargs
+from rome.models.base import entrypoint_kwargs, with_pretrained_cfg
 from rome.models.cells import AuxiliaryHead, build_cell_stack
 from rome.models.darts_cifar import DartsNetwork, darts_genotype, reduction_layers
 from rome.spaces.ops import imagenet_stem
@@ -50,4 +50,4 @@ class DartsImageNetNet(DartsNetwork):
 @register_model
 def rome_darts_imagenet(pretrained: bool = False, **kwargs: Any) -> DartsImageNetNet:
     """DARTS ImageNet mobile network from a genotype (defaults: 14 cells, 48 channels)."""
-    return DartsImageNetNet(**entrypoint_kwargs("rome_darts_imagenet", pretrained, kwargs))
+    return with_pretrained_cfg(DartsImageNetNet(**entrypoint_kwargs("rome_darts_imagenet", pretrained, kwargs)), "rome_darts_imagenet", 224, kwargs)

@@ -11,7 +11,7 @@ from timm.models import register_model
 from rome.errors import RomeError
 from rome.genotype.files import as_genotype
 from rome.genotype.types import NB201Genotype
-from rome.models.base import EvalNetwork, entrypoint_kwargs
+from rome.models.base import EvalNetwork, entrypoint_kwargs, with_pretrained_cfg
 from rome.models.cells import NB201Cell
 from rome.spaces.ops import ResNetBasicBlock
 
@@ -63,4 +63,4 @@ class NB201Net(EvalNetwork):
 @register_model
 def rome_nb201(pretrained: bool = False, **kwargs: Any) -> NB201Net:
     """NAS-Bench-201 network from an NB201 cell (defaults: C = 16, N = 5 cells per stage)."""
-    return NB201Net(**entrypoint_kwargs("rome_nb201", pretrained, kwargs))
+    return with_pretrained_cfg(NB201Net(**entrypoint_kwargs("rome_nb201", pretrained, kwargs)), "rome_nb201", 32, kwargs)

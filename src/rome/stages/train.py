@@ -165,7 +165,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     data = load_prepared(input_dir(params, "prepare"), stream_cache_dir(params))
     source = network.load_source(network.genotype_path(params))
     name = network.network_name(t.network, source, data.resolution)
-    kwargs = network.model_kwargs(source, data.num_classes, data.in_channels, t)
+    kwargs = network.model_kwargs(source, data.num_classes, data.in_channels, t,
+                                  network.data_config(data.in_channels, data.resolution, data.mean, data.std))
     use_aux = t.auxiliary_weight > 0 and network.supports_auxiliary(name)
     if t.auxiliary_weight > 0 and not use_aux:
         logger.warning(f"train: {name} has no auxiliary head (NAS-Bench-201 protocol); "

@@ -8,6 +8,7 @@ deployable network: no auxiliary head (it exists only while training) and no dro
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,14 +82,27 @@ def network_name(choice: str, source: GenotypeSource, resolution: int) -> str:
     return name
 
 
-def model_kwargs(source: GenotypeSource, num_classes: int, in_chans: int, train: TrainConfig) -> dict[str, Any]:
+def data_config(in_chans: int, resolution: int, mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
+    """timm's ``pretrained_cfg_overlay`` for the data a model is trained on: with it in the model's
+    kwargs, ``timm.data.resolve_model_data_config(model)`` returns this input size and normalisation
+    (rome.models.base.with_pretrained_cfg) instead of 3x224 ImageNet statistics."""
+    return {"input_size": [in_chans, resolution, resolution], "mean": [float(m) for m in mean],
+            "std": [float(v) for v in std], "interpolation": "bilinear", "crop_pct": 1.0}
+
+
+def model_kwargs(source: GenotypeSource, num_classes: int, in_chans: int, train: TrainConfig,
+                 data_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
     """Constructor kwargs of the deployable network (JSON-serialisable, genotype as a dict).
 
     ``layers`` / ``init_channels`` mean cells and initial channels for the DARTS networks, cells
-    per stage (N) and stem channels for NB201 (whose protocol is N = 5, C = 16).
+    per stage (N) and stem channels for NB201 (whose protocol is N = 5, C = 16). ``data_cfg``
+    (``data_config``) becomes timm's ``pretrained_cfg_overlay``.
     """
-    return {"genotype": source.genotype.to_dict(), "num_classes": num_classes, "in_chans": in_chans,
-            "layers": train.layers, "init_channels": train.init_channels}
+    kwargs = {"genotype": source.genotype.to_dict(), "num_classes": num_classes, "in_chans": in_chans,
+              "layers": train.layers, "init_channels": train.init_channels}
+    if data_cfg is not None:
+        kwargs["pretrained_cfg_overlay"] = data_cfg
+    return kwargs
 
 
 def build(name: str, kwargs: dict[str, Any], auxiliary: bool = False,
