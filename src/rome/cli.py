@@ -1,12 +1,16 @@
-"""``rome <stage>``: argument parsing only; each stage's logic lives in ``rome.stages.<stage>``.
+"""rome: a reproducible NAS pipeline (ROME, ICCV 2023, and the DARTS / PC-DARTS / GDAS baselines).
 
-Contract relied on by scripts, dvc.yaml and the Snakemake rules:
-  * every stage takes ``--params FILE`` (default params.yaml) and repeatable ``--set key=value``;
-  * the output folder is derived from the params (``rome.paths``), ``--out DIR`` overrides it;
-  * the last line on stdout is the artifact folder written; exit 0 only on success, 2 on bad input;
-  * ``search.nproc`` / ``train.nproc`` > 1: the command re-executes itself under torchrun;
-  * under torchrun (``WORLD_SIZE`` > 1, search and train only) every rank runs the stage, rank 0
-    alone holds the folder locks, sweeps litter, writes and prints the folder (rome.distributed).
+Stages, in pipeline order (each reads params.yaml, writes one artifact folder, prints its path):
+  prepare -> search -> derive -> train -> evaluate -> aggregate
+`dvc repro` or `snakemake` runs them all over params.yaml's sweep; run one by hand as below.
+Every knob: `rome params [SECTION]` (value, origin, allowed values, meaning, which stage reads it).
+
+examples:
+  rome params search                                  # the search knobs and where each value comes from
+  rome train --set preset=smoke --set train.genotype=pc_darts   # retrain a published cell
+
+Shell completion: `rome --print-completion bash > ~/.local/share/bash-completion/completions/rome`
+(zsh: --print-completion zsh), through shtab.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from rome.logs import configure_logging
 logger = logging.getLogger(__name__)
 
 STAGE_HELP = {
+    "params": "show every param: effective value, origin, allowed values, meaning, which stage reads it",
+    "genotypes": "list the published cells usable by name (darts_v1, darts_v2, pc_darts, gdas)",
     "prepare": "prepare the dataset: fixed, seeded, class-stratified splits + manifest",
     "search": "architecture search (ROME / GDAS / DARTS / PC-DARTS / random) with checkpoint-resume",
     "derive": "derive genotype.json (+ cell pictures) from the searched architecture parameters",
@@ -36,7 +42,9 @@ STAGE_HELP = {
     "pipeline": "write or check dvc.yaml from the stage table and each stage's imports",
     "table": "build a paper table (tables/<name>.yaml) through DVC or Snakemake, or report its runs",
 }
-NOT_STAGES = ("audit", "pipeline", "table")
+NOT_STAGES = ("audit", "pipeline", "table", "params", "genotypes")
+NO_PARAMS = ("pipeline", "table", "genotypes")  # they never read params: no --params / --set
+LIGHT = ("audit", "pipeline", "table", "params", "genotypes")  # modules cheap to import for their options
 DISTRIBUTED_STAGES = ("search", "train")
 
 
@@ -44,19 +52,40 @@ def stage_module(name: str) -> ModuleType:
     return importlib.import_module(f"rome.stages.{name}")
 
 
-def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
-    """All stages get the common options; only ``selected`` imports its module for its own options
-    (so ``rome --help`` stays fast and one stage's heavy imports never slow another)."""
-    parser = argparse.ArgumentParser(prog="rome", description=__doc__.splitlines()[0],
+def stage_epilog(name: str) -> str | None:
+    """What a stage's --help says about its params (from the stage table; no heavy import)."""
+    from rome.pipeline.spec import STAGES
+
+    spec = STAGES.get(name)
+    if spec is None:
+        return None
+    tops = f" and top-level {', '.join(spec.top_level)}" if spec.top_level else ""
+    sections = ", ".join(spec.sections)
+    return (f"reads params: {sections}{tops}. Each key's value, meaning and allowed values: "
+            f"`rome params {spec.sections[0]}`.")
+
+
+def build_parser(selected: str | None = None, full: bool = True) -> argparse.ArgumentParser:
+    """All commands get the common options; only ``selected`` imports its module for its own options
+    (so ``rome --help`` stays fast and one stage's heavy imports never slow another). ``full`` False
+    (a --help request): heavy stage modules are not imported, so help never loads torch."""
+    parser = argparse.ArgumentParser(prog="rome", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"rome {__version__}")
-    sub = parser.add_subparsers(dest="stage", metavar="<stage>", required=True)
+    try:
+        import shtab
+
+        shtab.add_argument_to(parser, ["--print-completion"])
+    except ImportError:  # shtab comes with DVC; completion is optional
+        pass
+    sub = parser.add_subparsers(dest="stage", metavar="<command>", required=True)
     for name, help_text in STAGE_HELP.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--params", default="params.yaml", metavar="FILE",
-                       help="params file (default: %(default)s); keys override the selected preset")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one param, e.g. --set search.k_samples=7 (repeatable; value parsed as YAML)")
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=stage_epilog(name))
+        if name not in NO_PARAMS:
+            p.add_argument("--params", default="params.yaml", metavar="FILE",
+                           help="params file (default: %(default)s); keys override the selected preset")
+            p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                           help="override one param, e.g. --set search.k_samples=7 (repeatable; value parsed as YAML)")
         if name not in NOT_STAGES:
             p.add_argument("--out", type=Path, default=None, metavar="DIR",
                            help="write the artifact here instead of the folder derived from the params")
@@ -66,7 +95,10 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
                            help="torch threads (default: torch's choice); not a param: it never changes a result's identity")
             p.add_argument("--wait", action="store_true",
                            help="if another run holds the output folder, wait for it instead of refusing")
-        if name == selected:
+        if name == "train":
+            p.add_argument("--fresh", action="store_true",
+                           help="discard the resume checkpoint (state/<run>/train_ckpt/) and start again from epoch 0")
+        if name == selected and (full or name in LIGHT):
             add = getattr(stage_module(name), "add_arguments", None)
             if add is not None:
                 add(p)
@@ -100,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()  # messages: INFO and up, one plain line each, on stderr (rome.logs)
     argv = sys.argv[1:] if argv is None else argv
     selected = next((a for a in argv if a in STAGE_HELP), None)
-    parser = build_parser(selected)
+    parser = build_parser(selected, full=not ({"-h", "--help"} & set(argv)))
     args = parser.parse_args(argv)
     module = stage_module(args.stage)
     out: Path | None = None

@@ -158,8 +158,15 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def resolve(file_params: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), source: str = "params") -> dict[str, Any]:
-    """Merge default <- preset <- file <- overrides, validate each layer and the result."""
+Layer = tuple[str, dict[str, Any]]
+"""(origin, partial params): one source of values; later layers win. Origins are plain strings
+("preset default", "preset smoke", the params file's path, "--set"), so a new source (e.g. a
+reference-mode layer) is one more entry in the list, and ``rome params`` shows it unchanged."""
+
+
+def params_layers(file_params: dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
+                  source: str = "params") -> list[Layer]:
+    """The validated layers, lowest first: default preset, selected preset, params file, --set."""
     validate(file_params, source)
     over: dict[str, Any] = {}
     for text in overrides:
@@ -167,19 +174,62 @@ def resolve(file_params: dict[str, Any], overrides: list[str] | tuple[str, ...] 
         over = deep_merge(over, _nest(path, value))
     validate(over, "--set")
     preset = over.get("preset", file_params.get("preset", BASE_PRESET))
-    base = load_preset(BASE_PRESET)
-    merged = deep_merge(base, load_preset(preset)) if preset != BASE_PRESET else base
-    merged = deep_merge(merged, {k: v for k, v in file_params.items() if k != "preset"})
-    merged = deep_merge(merged, {k: v for k, v in over.items() if k != "preset"})
-    merged["preset"] = preset
+    layers: list[Layer] = [(f"preset {BASE_PRESET}", {**load_preset(BASE_PRESET), "preset": BASE_PRESET})]
+    if preset != BASE_PRESET:
+        layers.append((f"preset {preset}", load_preset(preset)))
+    layers.append((source, file_params))
+    layers.append(("--set", over))
+    return layers
+
+
+def _leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def leaf_origins(layers: list[Layer]) -> dict[str, str]:
+    """Dotted leaf key -> the origin of the layer whose value wins."""
+    origins: dict[str, str] = {}
+    for origin, layer in layers:
+        for key in _leaves(layer):
+            origins[key] = origin
+    return origins
+
+
+def resolve(file_params: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), source: str = "params") -> dict[str, Any]:
+    """Merge default <- preset <- file <- overrides, validate each layer and the result."""
+    return _resolve_layers(params_layers(file_params, overrides, source), source)
+
+
+def _resolve_layers(layers: list[Layer], source: str) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for _, layer in layers:
+        merged = deep_merge(merged, layer)
+    preset = merged["preset"]
     validate(merged, f"{source} (resolved with preset {preset!r})")
-    missing = _missing_keys(merged, base)
+    missing = _missing_keys(merged, layers[0][1])
     if missing:
         raise RomeError(f"{source}: resolved params lack {missing}; the default preset must define every key")
     if merged["search"]["tau_min"] > merged["search"]["tau_max"]:
         s = merged["search"]
         raise RomeError(f"{source}: search.tau_min = {s['tau_min']}: expected <= search.tau_max ({s['tau_max']})")
     return merged
+
+
+def effective_params(path: str | Path | None = "params.yaml",
+                     overrides: list[str] | tuple[str, ...] = ()) -> dict[str, tuple[Any, str]]:
+    """Every resolved leaf as {dotted key: (value, origin)} (``rome params``); ``path`` None: no file."""
+    file_params = read_params_file(path) if path is not None else {}
+    source = str(path) if path is not None else "params"
+    layers = params_layers(file_params, overrides, source)
+    values = _leaves(_resolve_layers(layers, source))
+    origins = leaf_origins(layers)
+    return {key: (value, origins.get(key, "?")) for key, value in values.items()}
 
 
 SWEEP_DIMENSIONS = (("data", "dataset", "datasets"), ("search", "space", "spaces"),

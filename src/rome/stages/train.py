@@ -80,11 +80,6 @@ SECTIONS = ["data", "train"]
 EVAL_BATCH = 256  # the test pass's batch (rome.training.loop.validate's default)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fresh", action="store_true",
-                        help="discard the resume checkpoint (state/<run>/train_ckpt/) and start again from epoch 0")
-
-
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     """An independent, reproducible seed per (run seed, epoch[, rank]): what makes resume exact;
     rank r > 0 of a multi-process run gets its own stream (its own drop-path masks, as in timm)."""
