@@ -1,4 +1,4 @@
-"""Resolve params: preset <- params.yaml <- --set overrides, validated against the one schema.
+"""Resolve params: preset <- reference mode's values <- params.yaml <- --set overrides, validated against the one schema.
 
 The schema (``rome/schema/params.schema.yaml``) is also what the Snakefile validates with, so
 the CLI, DVC and Snakemake accept exactly the same files.
@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from rome.errors import RomeError
+from rome.search.hyperparameters import apply_reference
 
 PRESETS_PACKAGE = "rome.presets"
 SCHEMA_RESOURCE = ("rome.schema", "params.schema.yaml")
@@ -172,6 +173,9 @@ def resolve(file_params: dict[str, Any], overrides: list[str] | tuple[str, ...] 
     merged = deep_merge(merged, {k: v for k, v in file_params.items() if k != "preset"})
     merged = deep_merge(merged, {k: v for k, v in over.items() if k != "preset"})
     merged["preset"] = preset
+    # reference mode's values sit between the preset and the user (rome.search.hyperparameters)
+    user_keys = {f"search.{k}" for src in (file_params, over) for k in (src.get("search") or {})}
+    apply_reference(merged, user_keys)
     validate(merged, f"{source} (resolved with preset {preset!r})")
     missing = _missing_keys(merged, base)
     if missing:
