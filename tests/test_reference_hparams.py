@@ -20,7 +20,7 @@ from rome.algorithms import darts, gdas, get_algorithm, pc_darts
 from rome.algorithms.registry import HPARAM_SPACES
 from rome.config import load_preset, resolve
 from rome.reproducibility import seed_everything
-from rome.search.hyperparameters import (
+from rome.algorithms.hyperparameters import (
     hyperparameter_origins,
     provenance_block,
     reference_changes,

@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 
 from rome.errors import RomeError
-from rome.search.hyperparameters import apply_reference
+from rome.algorithms.hyperparameters import apply_reference
 
 PRESETS_PACKAGE = "rome.presets"
 SCHEMA_RESOURCE = ("rome.schema", "params.schema.yaml")
@@ -173,7 +173,7 @@ def resolve(file_params: dict[str, Any], overrides: list[str] | tuple[str, ...] 
     merged = deep_merge(merged, {k: v for k, v in file_params.items() if k != "preset"})
     merged = deep_merge(merged, {k: v for k, v in over.items() if k != "preset"})
     merged["preset"] = preset
-    # reference mode's values sit between the preset and the user (rome.search.hyperparameters)
+    # reference mode's values sit between the preset and the user (rome.algorithms.hyperparameters)
     user_keys = {f"search.{k}" for src in (file_params, over) for k in (src.get("search") or {})}
     apply_reference(merged, user_keys)
     validate(merged, f"{source} (resolved with preset {preset!r})")

@@ -207,7 +207,7 @@ def render(rep: dict[str, Any]) -> str:
     lines = [f"audit of {rep['target']}", "", "params read by the search (every key, resolved):"]
     lines += [f"  {k} = {json.dumps(v)}" for k, v in _flatten(rep["search_params"])]
     hp = rep.get("hyperparameters")
-    if hp:  # reference mode: where each optimiser value came from (rome.search.hyperparameters)
+    if hp:  # reference mode: where each optimiser value came from (rome.algorithms.hyperparameters)
         lines += ["", "search.mode reference, values and their origins (the user's value wins, then the reference's):"]
         lines += [f"  {k} = {json.dumps(v['value'])}  <- {v['origin']}" for k, v in hp["resolved"].items()]
         lines += [f"  (not applied) {k} = {json.dumps(v['value'])}  <- {v['source']}"

@@ -25,7 +25,7 @@ from rome.reproducibility import resolve_device, seed_everything, set_determinis
 from rome.search import checkpoint as search_checkpoint
 from rome.sections import SearchConfig
 from rome.search.artifact import CHECKPOINT_FILE, HISTORY_COLUMNS, VOLATILE, write_search_artifact
-from rome.search.hyperparameters import provenance_block, reference_changes
+from rome.algorithms.hyperparameters import provenance_block, reference_changes
 from rome.tracking import tracking_run_id
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def probability_rows(history: list[dict[str, Any]], space: Any, beta_labels: lis
 
 def search_provenance(params: dict[str, Any], data_sha: str | None) -> dict[str, Any]:
     """The audit block, plus in reference mode the optimiser values with their origins (reference file:line, or
-    the user's) and the authors' facts reference mode does not apply (rome.search.hyperparameters)."""
+    the user's) and the authors' facts reference mode does not apply (rome.algorithms.hyperparameters)."""
     prov = provenance(params, SECTIONS, "search", data_sha)
     block = provenance_block(params)
     if block is not None:
