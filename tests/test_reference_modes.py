@@ -386,6 +386,11 @@ def test_cli_searches_in_reference_mode_and_records_it(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr[-2000:]
         meta = json.loads((Path(out.stdout.strip().splitlines()[-1]) / "search.json").read_text())
         assert meta["provenance"]["params"]["search"]["mode"] == "reference", algorithm
+        # the resolved optimiser values and their origins (rome.algorithms.hyperparameters), and the one log line
+        resolved = meta["provenance"]["hyperparameters"]["resolved"]
+        assert resolved["search.w_lr"]["origin"].startswith("reference:") and resolved["search.w_lr"]["value"] == \
+            meta["provenance"]["params"]["search"]["w_lr"]
+        assert f"search: reference mode for {algorithm} on darts changed search.w_lr" in out.stderr
 
 
 def test_benchmark_reference_configs_differ_from_the_cpu_sweeps_only_in_mode() -> None:

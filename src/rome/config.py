@@ -1,4 +1,4 @@
-"""Resolve params: preset <- params.yaml <- --set overrides, validated against the one schema.
+"""Resolve params: preset <- reference mode's values <- params.yaml <- --set overrides, validated against the one schema.
 
 The schema (``rome/schema/params.schema.yaml``) is also what the Snakefile validates with, so
 the CLI, DVC and Snakemake accept exactly the same files.
@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from rome.errors import RomeError
+from rome.algorithms.hyperparameters import apply_reference, reference_overrides
 
 PRESETS_PACKAGE = "rome.presets"
 SCHEMA_RESOURCE = ("rome.schema", "params.schema.yaml")
@@ -192,6 +193,11 @@ def _leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def user_keys(layers: list[Layer]) -> set[str]:
+    """Dotted keys the user set (params file or ``--set``): reference mode never overrides them."""
+    return {key for origin, layer in layers if not origin.startswith("preset ") for key in _leaves(layer)}
+
+
 def leaf_origins(layers: list[Layer]) -> dict[str, str]:
     """Dotted leaf key -> the origin of the layer whose value wins."""
     origins: dict[str, str] = {}
@@ -211,6 +217,8 @@ def _resolve_layers(layers: list[Layer], source: str) -> dict[str, Any]:
     for _, layer in layers:
         merged = deep_merge(merged, layer)
     preset = merged["preset"]
+    # reference mode's values sit between the preset and the user (rome.algorithms.hyperparameters)
+    apply_reference(merged, user_keys(layers))
     validate(merged, f"{source} (resolved with preset {preset!r})")
     missing = _missing_keys(merged, layers[0][1])
     if missing:
@@ -227,8 +235,13 @@ def effective_params(path: str | Path | None = "params.yaml",
     file_params = read_params_file(path) if path is not None else {}
     source = str(path) if path is not None else "params"
     layers = params_layers(file_params, overrides, source)
-    values = _leaves(_resolve_layers(layers, source))
+    resolved = _resolve_layers(layers, source)
+    values = _leaves(resolved)
     origins = leaf_origins(layers)
+    user = user_keys(layers)
+    for key, (_, origin) in reference_overrides(resolved).items():  # "reference:<repo@commit:file:line>"
+        if key not in user:
+            origins[key] = origin
     return {key: (value, origins.get(key, "?")) for key, value in values.items()}
 
 

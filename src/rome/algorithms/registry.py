@@ -6,7 +6,8 @@ enum (a test compares them) and the benchmarks read the facts from here, so none
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from rome.registry import Registry
 
@@ -31,7 +32,10 @@ class ReferenceBehaviour:
     ``lr_epoch_shift``: the cosine schedule is stepped at the start of each epoch, so epoch e runs at
     the rate of e + 1 (DARTS's and PC-DARTS's ``scheduler.step()`` before training). ``arch_warmup``:
     the fraction of the epochs without architecture steps (PC-DARTS: 15 of 50), unless
-    ``search.arch_warmup_epochs`` is set. ``source``: the files this was read from.
+    ``search.arch_warmup_epochs`` is set. ``clip_with_alpha``: the weight step's gradient-norm clip also
+    covers alpha/beta's gradient as the authors' loop leaves it at that moment: the previous architecture
+    step's gradient, never zeroed, plus the weight batch's own (GDAS: ``network.parameters()`` holds the
+    architecture parameters). ``source``: the files this was read from.
     """
 
     weights_first: bool = False
@@ -42,10 +46,39 @@ class ReferenceBehaviour:
     nesterov: bool = False
     lr_epoch_shift: bool = False
     arch_warmup: float = 0.0
+    clip_with_alpha: bool = False
     source: str = ""
 
 
 CONTROLLED = ReferenceBehaviour()
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One value as the authors' code has it and where: ``owner/repo@commit:path:line`` (the commit read)."""
+
+    value: float | int | bool
+    source: str
+
+
+# The space kinds a reference value is recorded for: NAS-Bench-201, or the DARTS (NASNet-like) spaces
+# (darts, s1-s4: the R-DARTS spaces run on DARTS's network and its code's values).
+HPARAM_SPACES = ("nb201", "darts")
+
+
+@dataclass(frozen=True)
+class ReferenceHyperparameters:
+    """The hyper-parameters of one algorithm's reference code on one space kind, as facts with their source.
+
+    ``applied``: ``search.<key>`` values that ``search.mode: reference`` sets unless the user set the key
+    (params file or ``--set``; rome.config.resolve). ``recorded``: facts reference mode does NOT set, kept
+    for the provenance and the README: the budget (``batch_size``, ``epochs``: the benchmarks and presets fix
+    the scale, e.g. 240 epochs of GDAS on a CPU are out of reach; set them to run the authors' budget) and
+    values a ``ReferenceBehaviour`` switch already applies (Nesterov, the architecture warm-up).
+    """
+
+    applied: Mapping[str, Fact] = field(default_factory=dict)
+    recorded: Mapping[str, Fact] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,6 +94,8 @@ class AlgorithmSpec:
     ``search.arch_init_std``. ``partial``: the mixed op sees 1/K of an edge's channels
     (K = ``search.partial_channels``), the rest bypass it (PC-DARTS); only with ``op_mode`` mixed.
     ``reference``: what ``search.mode: reference`` changes (``ReferenceBehaviour``; the default changes nothing).
+    ``reference_hparams``: its authors' hyper-parameters per space kind (``HPARAM_SPACES``), as data with the file
+    and line of each; empty = reference mode keeps the preset's values (rome, random: no reference code).
     """
 
     name: str
@@ -72,6 +107,7 @@ class AlgorithmSpec:
     init_std: float | None = None
     partial: bool = False
     reference: ReferenceBehaviour = CONTROLLED
+    reference_hparams: Mapping[str, ReferenceHyperparameters] = field(default_factory=dict)
     summary: str = ""
 
     def __post_init__(self) -> None:
@@ -81,6 +117,9 @@ class AlgorithmSpec:
             raise ValueError(f"{self.name}: topology {self.topology!r} not in {TOPOLOGIES}")
         if not 0.0 <= self.reference.arch_warmup < 1.0:
             raise ValueError(f"{self.name}: reference arch_warmup {self.reference.arch_warmup} not in [0, 1)")
+        unknown = set(self.reference_hparams) - set(HPARAM_SPACES)
+        if unknown:
+            raise ValueError(f"{self.name}: reference_hparams for {sorted(unknown)}; expected space kinds {HPARAM_SPACES}")
         if self.partial and self.op_mode != "mixed":
             raise ValueError(f"{self.name}: partial channels need op_mode 'mixed' (every op of an edge on the 1/K part)")
 

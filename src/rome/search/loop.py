@@ -145,6 +145,8 @@ class SearchState:
             "a_opt": self.parts.a_opt.state_dict() if self.parts.a_opt is not None else None,
             "scheduler": self.scheduler.state_dict(),
             "sample_gen": self.parts.sample_gen.get_state(),
+            # alpha/beta's gradient as the last step left it: clip_with_alpha's clip norm reads it (GDAS's loop)
+            "arch_grad": [None if p.grad is None else p.grad.detach().clone() for p in self.algorithm.arch.parameters()],
             "train_batches": self.train_batches.state_dict(),
             "val_batches": self.val_batches.state_dict(),
             "rng": rng_state(),
@@ -160,6 +162,8 @@ class SearchState:
             self.parts.a_opt.load_state_dict(state["a_opt"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.parts.sample_gen.set_state(state["sample_gen"])
+        for p, g in zip(self.algorithm.arch.parameters(), state.get("arch_grad") or []):
+            p.grad = None if g is None else g.to(p.device)
         self.train_batches.load_state_dict(state["train_batches"])
         self.val_batches.load_state_dict(state["val_batches"])
         set_rng_state(state["rng"])
@@ -195,6 +199,7 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
     parts = build_step_parts(model, algorithm, OptimizerSettings.from_search(s, nesterov=behaviour.nesterov),
                              torch.Generator().manual_seed(seed * 10 + SAMPLE_SEED))
     parts.weights_first, parts.unrolled = behaviour.weights_first, behaviour.unrolled
+    parts.clip_with_alpha = behaviour.clip_with_alpha
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(parts.w_opt, T_max=s.epochs, eta_min=s.w_lr_min)
     if behaviour.lr_epoch_shift:
         # DARTS / PC-DARTS call scheduler.step() at the START of each epoch: epoch e runs at the rate of e + 1
@@ -300,7 +305,8 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
         switches = f" with {s.behaviour}" if s.behaviour else ""
         log(f"search: mode {b.mode}{switches} for {s.algorithm}: weights first {b.weights_first}, unrolled {b.unrolled}, "
             f"lastact {b.lastact}, unselected weights {b.unselected_weights}, pool BN {b.pool_bn}, "
-            f"nesterov {b.nesterov}, lr shifted one epoch {b.lr_epoch_shift}, arch warm-up epochs {b.arch_warmup_epochs}")
+            f"nesterov {b.nesterov}, lr shifted one epoch {b.lr_epoch_shift}, arch warm-up epochs {b.arch_warmup_epochs}, "
+            f"clip with alpha {b.clip_with_alpha}")
     elif state.epoch == 0 and (b.unrolled or b.arch_warmup_epochs):
         log(f"search: unrolled {b.unrolled}, arch warm-up epochs {b.arch_warmup_epochs}")
     if group.distributed and s.parallel == "batch":

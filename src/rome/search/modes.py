@@ -36,6 +36,7 @@ class SearchBehaviour:
     nesterov: bool = False
     lr_epoch_shift: bool = False  # epoch e runs at the cosine rate of e + 1
     arch_warmup_epochs: int = 0
+    clip_with_alpha: bool = False  # the weight step's clip norm includes alpha's stale + weight-batch gradient
 
 
 def resolve_behaviour(search: SearchConfig, space: SearchSpace) -> SearchBehaviour:
@@ -60,11 +61,13 @@ def resolve_behaviour(search: SearchConfig, space: SearchSpace) -> SearchBehavio
         mode=search.mode, weights_first=ref.weights_first, unrolled=unrolled,
         lastact=ref.lastact and darts_space,  # the NB201 supernet always has it (as GDAS's and NB201's)
         unselected_weights=ref.unselected_weights and not darts_space,
-        pool_bn=ref.pool_bn, nesterov=ref.nesterov, lr_epoch_shift=ref.lr_epoch_shift, arch_warmup_epochs=warmup)
-    return override(behaviour, dict(search.behaviour or {}), darts_space, spec.op_mode)
+        pool_bn=ref.pool_bn, nesterov=ref.nesterov, lr_epoch_shift=ref.lr_epoch_shift, arch_warmup_epochs=warmup,
+        clip_with_alpha=ref.clip_with_alpha)
+    return override(behaviour, dict(search.behaviour or {}), darts_space, spec.op_mode, spec.learns_arch)
 
 
-def override(behaviour: SearchBehaviour, overrides: dict[str, bool], darts_space: bool, op_mode: str) -> SearchBehaviour:
+def override(behaviour: SearchBehaviour, overrides: dict[str, bool], darts_space: bool, op_mode: str,
+             learns_arch: bool = True) -> SearchBehaviour:
     """``search.behaviour`` on top of the mode; a switch the run's network does not have is refused, not ignored.
     Which keys exist and that they are booleans is the schema's check (``search.behaviour`` properties, each a
     ``SearchBehaviour`` field: tests/test_reference_modes.py)."""
@@ -75,4 +78,7 @@ def override(behaviour: SearchBehaviour, overrides: dict[str, bool], darts_space
         if key == "unselected_weights" and value and (darts_space or op_mode != "gumbel"):
             raise RomeError("search.behaviour.unselected_weights = true: a sampled NAS-Bench-201 cell's switch (GDAS's; "
                             "gdas, rome or random on search.space nb201); expected false or no key")
+        if key == "clip_with_alpha" and value and not learns_arch:
+            raise RomeError("search.behaviour.clip_with_alpha = true: the algorithm learns no alpha/beta (random); "
+                            "expected false or no key")
     return dataclasses.replace(behaviour, **overrides)

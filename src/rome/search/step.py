@@ -4,10 +4,11 @@
 an architecture step first (K samples on the same ``search_val`` batch, gradients averaged, Adam),
 then a weight step (K fresh samples on the same ``search_train`` batch, gradients summed, clipped,
 SGD). Writing it once is what makes the profiled and benchmarked iteration the searched one.
-Reference mode (``rome.search.modes``) changes only three things here, each a field of ``StepParts``:
+Reference mode (``rome.search.modes``) changes only four things here, each a field of ``StepParts``:
 the order of the two steps (``weights_first``, GDAS), the architecture gradient (``unrolled``, DARTS's
-second order: ``rome.search.unrolled``) and whether this epoch takes architecture steps at all
-(``arch_active``, PC-DARTS's warm-up).
+second order: ``rome.search.unrolled``), whether this epoch takes architecture steps at all
+(``arch_active``, PC-DARTS's warm-up) and what the weight step's clip norm covers (``clip_with_alpha``,
+GDAS: the weights plus alpha's gradient as AutoDL's loop leaves it, see ``weight_step``).
 
 The optimiser settings are built in one place (``OptimizerSettings`` -> ``build_optimizers``); its
 defaults are the DARTS/ROME paper values the profiler and the benchmark use.
@@ -68,6 +69,7 @@ class StepParts:
     weights_first: bool = False  # GDAS reference: the weight step before the architecture step
     unrolled: bool = False  # DARTS's second-order architecture gradient (mixed-op algorithms)
     arch_active: bool = True  # False during PC-DARTS's warm-up epochs: weight steps only
+    clip_with_alpha: bool = False  # GDAS reference: the clip norm covers alpha's stale + weight-batch gradient
 
     def draw(self) -> list[ArchSample | None]:
         """K sub-network draws from the run's own sample generator."""
@@ -136,15 +138,18 @@ def arch_gradients(model: nn.Module, algorithm: SearchAlgorithm, x: torch.Tensor
 
 
 def weight_gradients(model: nn.Module, algorithm: SearchAlgorithm, x: torch.Tensor, y: torch.Tensor,
-                     samples: Sequence[ArchSample | None], tau: float, amp: str = "none") -> tuple[float, float]:
+                     samples: Sequence[ArchSample | None], tau: float, amp: str = "none",
+                     arch_grad: bool = False) -> tuple[float, float]:
     """Accumulate into the weights' ``.grad`` the SUM over the samples of their gradients on one batch.
 
-    The sampled paths are built without a graph to alpha/beta (same forward values). Returns the
+    The sampled paths are built without a graph to alpha/beta (same forward values), unless ``arch_grad``:
+    then the backward also accumulates the weight batch's gradient into alpha/beta's ``.grad`` (on top of
+    whatever it holds), as a loop that backpropagates through the whole network does (GDAS's). Returns the
     mean loss and the mean accuracy over the samples.
     """
     loss_sum, correct = 0.0, 0.0
     for sample in samples:
-        with torch.no_grad():
+        with torch.set_grad_enabled(arch_grad):
             paths = algorithm.paths(sample, tau)
         with bf16_autocast(x.device, amp):
             logits = model(x, paths)
@@ -199,15 +204,40 @@ def arch_step(parts: StepParts, val_batch: Batch, train_batch: Batch, tau: float
     return loss
 
 
+def clipped_parameters(parts: StepParts) -> list[nn.Parameter]:
+    """What the weight step's gradient-norm clip covers: the weights, plus alpha/beta with ``clip_with_alpha``."""
+    params = list(parts.model.parameters())
+    if parts.clip_with_alpha and parts.algorithm.learns_arch:
+        params += list(parts.algorithm.arch.parameters())
+    return params
+
+
 def weight_step(parts: StepParts, train_batch: Batch, tau: float, amp: str = "none",
                 group: ProcessGroup = SINGLE) -> dict[str, float]:
-    """The weight step (K samples summed, clipped, SGD); returns ``train_loss`` and ``train_acc``."""
+    """The weight step (K samples summed, clipped, SGD); returns ``train_loss`` and ``train_acc``.
+
+    ``clip_with_alpha`` (GDAS's reference loop, AutoDL-Projects ``GDAS.py`` search_func)::
+
+        w_optimizer.zero_grad()                                # the weights only (get_weights())
+        base_loss.backward()                                   # into the weights AND arch_parameters
+        torch.nn.utils.clip_grad_norm_(network.parameters(), 5)  # network.parameters() holds the arch params
+
+    alpha's ``.grad`` is zeroed only by ``a_optimizer.zero_grad()`` in the architecture step, so here it still
+    holds the last architecture step's gradient, and the weight batch's gradient is added to it: the clip
+    factor is computed over the weights and that sum. Alpha's own update is unaffected (the architecture step
+    sets its gradient afresh), only the weights' clip factor changes.
+    """
     k = parts.algorithm.k_samples
+    if parts.clip_with_alpha and group.distributed:
+        raise RomeError("search.behaviour.clip_with_alpha (GDAS's reference clipping) runs in one process; "
+                        "set search.nproc: 1 or search.behaviour.clip_with_alpha: false")
     xw, yw = group.shard(train_batch)
     parts.w_opt.zero_grad(set_to_none=True)
     mine = group.share(parts.draw())
-    local = weight_gradients(parts.model, parts.algorithm, xw, yw, mine, tau, amp) if mine else (0.0, 0.0)
+    local = (weight_gradients(parts.model, parts.algorithm, xw, yw, mine, tau, amp,
+                              arch_grad=parts.clip_with_alpha and parts.algorithm.learns_arch)
+             if mine else (0.0, 0.0))
     loss, acc = group.sum_over_draws(list(parts.model.parameters()), local, len(mine), k)
-    nn.utils.clip_grad_norm_(parts.model.parameters(), parts.grad_clip)
+    nn.utils.clip_grad_norm_(clipped_parameters(parts), parts.grad_clip)
     parts.w_opt.step()
     return {"train_loss": loss, "train_acc": acc}

@@ -188,6 +188,7 @@ def report(target: Path, params_file: Path, overrides: list[str], lock: Path,
                        "host": records.get(s, {}).get("host")}
                    for s, b in blocks.items()},
         "search_params": head["params"],
+        "hyperparameters": head.get("hyperparameters"),
         "seed": head["params"].get("seed"),
         "dvc": {s: dvc_lock_entry(lock, r.get("dvc_stage")) for s, r in records.items() if r.get("dvc_stage")},
         "wandb": extras.get("wandb", {}),
@@ -205,6 +206,12 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 def render(rep: dict[str, Any]) -> str:
     lines = [f"audit of {rep['target']}", "", "params read by the search (every key, resolved):"]
     lines += [f"  {k} = {json.dumps(v)}" for k, v in _flatten(rep["search_params"])]
+    hp = rep.get("hyperparameters")
+    if hp:  # reference mode: where each optimiser value came from (rome.algorithms.hyperparameters)
+        lines += ["", "search.mode reference, values and their origins (the user's value wins, then the reference's):"]
+        lines += [f"  {k} = {json.dumps(v['value'])}  <- {v['origin']}" for k, v in hp["resolved"].items()]
+        lines += [f"  (not applied) {k} = {json.dumps(v['value'])}  <- {v['source']}"
+                  for k, v in hp["recorded_not_applied"].items()]
     lines.append("")
     for stage, info in rep["stages"].items():
         lines.append(f"{stage}: params {info['params_hash'][:16]}  code {str(info.get('code_hash'))[:16]}"

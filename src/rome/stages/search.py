@@ -25,6 +25,7 @@ from rome.reproducibility import resolve_device, seed_everything, set_determinis
 from rome.search import checkpoint as search_checkpoint
 from rome.sections import SearchConfig
 from rome.search.artifact import CHECKPOINT_FILE, HISTORY_COLUMNS, VOLATILE, write_search_artifact
+from rome.algorithms.hyperparameters import provenance_block, reference_changes
 from rome.tracking import tracking_run_id
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,16 @@ def probability_rows(history: list[dict[str, Any]], space: Any, beta_labels: lis
                 rows.append({"epoch": h["epoch"], "cell_type": ct, "param": "beta", "edge": label, "op": "",
                              "p": round(p, 6), "series": f"{ct} beta {label}"})
     return rows
+
+
+def search_provenance(params: dict[str, Any], data_sha: str | None) -> dict[str, Any]:
+    """The audit block, plus in reference mode the optimiser values with their origins (reference file:line, or
+    the user's) and the authors' facts reference mode does not apply (rome.algorithms.hyperparameters)."""
+    prov = provenance(params, SECTIONS, "search", data_sha)
+    block = provenance_block(params)
+    if block is not None:
+        prov["hyperparameters"] = block
+    return prov
 
 
 def search_document(result: Any, params: dict[str, Any], data_sha: str | None) -> dict[str, Any]:
@@ -79,7 +90,7 @@ def search_document(result: Any, params: dict[str, Any], data_sha: str | None) -
         "tau_final": last["tau"],
         "genotype": last["genotype"],
         "final": {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "n_param_free_normal")},
-        "provenance": provenance(params, SECTIONS, "search", data_sha),
+        "provenance": search_provenance(params, data_sha),
     }
     if hasattr(algo.topology, "pairs"):
         doc["pairs"] = [list(p) for p in algo.topology.pairs()]
@@ -142,7 +153,10 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
                    device, group=group)
         group.barrier()  # rank 0 writes the artifact meanwhile
         return out
-    prov = provenance(params, SECTIONS, "search", prepared.data_sha256)
+    prov = search_provenance(params, prepared.data_sha256)
+    changes = reference_changes(params)
+    if changes:
+        logger.info(changes)
     with tracking.start(params, "search", SECTIONS, prov, run_id=tracking_run_id(ckpt_dir)) as tracker:
         tracker.use_artifact(prepared.path, tracking.artifact_name(params, "dataset"), "dataset")
         result = run_search(SearchConfig.from_params(params), params["seed"], params["data"]["dataset"], data, ckpt_dir,
