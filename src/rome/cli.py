@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         from rome.paths import stage_dir, using_inputs
 
         params = load_params(args.params, args.overrides)
+        if getattr(args, "estimate", False):  # a measurement, not a run: no lock, no sweep, nothing written
+            return int(module.estimate(params, args) or 0)
         out = Path(args.out if args.out is not None else stage_dir(params, args.stage))
         if args.threads is not None:
             import torch

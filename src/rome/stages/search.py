@@ -32,6 +32,27 @@ logger = logging.getLogger(__name__)
 SECTIONS = ["data", "search"]
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--estimate", action="store_true",
+                        help="time a few warmed-up iterations of this exact search on this device and print "
+                             "s/iteration, the projected search time, peak memory and whether it fits; writes nothing")
+
+
+def estimate(params: dict[str, Any], args: argparse.Namespace | None = None) -> int:
+    """``rome search --estimate``: the cost of this search on this device (rome.search.estimate), nothing written."""
+    from rome.data.prepared import load_prepared
+    from rome.search.estimate import estimate_search
+    from rome.search.loop import SearchData
+
+    seed_everything(params["seed"])
+    device = resolve_device(params["device"])
+    prepared = load_prepared(input_dir(params, "prepare"), stream_cache_dir(params))
+    result = estimate_search(SearchConfig.from_params(params), params["seed"], params["data"]["dataset"],
+                             SearchData.from_prepared(prepared), device)
+    print("\n".join(result.lines()))
+    return 0
+
+
 def probability_rows(history: list[dict[str, Any]], space: Any, beta_labels: list[str]) -> list[dict[str, Any]]:
     """Long format: one row per (epoch, cell type, alpha entry) and per (epoch, cell type, beta entry).
 
