@@ -68,3 +68,48 @@ def test_estimate_without_prepared_data_is_one_line(tmp_path: Path) -> None:
 def test_estimate_is_a_search_option_only(tmp_path: Path) -> None:
     done = run_cli(tmp_path, "derive", "--estimate")
     assert done.returncode == 2 and "unrecognized arguments: --estimate" in done.stderr
+
+
+TINY_TABLE = {
+    "schema_version": 1, "title": "tiny", "source": "test", "metrics": [{"name": "top1", "label": "top-1 (%)"}],
+    "seeds": 2, "until": "evaluate", "defaults": {"dataset": "cifar10", "space": "darts", "algorithm": "rome"},
+    "rows": {
+        "a": {"label": "A", "overrides": {"search.k_samples": 1}, "published": {"top1": {"value": 97.0, "source": "t"}}},
+        "a-again": {"label": "A again", "overrides": {"search.k_samples": 1},
+                    "published": {"top1": {"value": 97.0, "source": "t"}}},
+        "b": {"label": "B", "overrides": {"search.k_samples": 2}, "published": {"top1": {"value": None, "source": "t"}}},
+    },
+}
+
+
+def test_table_estimate_names_missing_data_then_projects_rows_seeds_and_retraining(
+        tmp_path: Path, monkeypatch, capsys) -> None:
+    import shutil
+
+    import yaml
+
+    from rome import cli
+
+    root = shutil.copytree(REPO / "tables", tmp_path / "tables", ignore=shutil.ignore_patterns("runs", "pipelines"))
+    (root / "tiny.yaml").write_text(yaml.safe_dump(TINY_TABLE, sort_keys=False))
+    scales = yaml.safe_load((root / "scales.yaml").read_text())
+    scales["smoke"]["seeds"] = 2  # two seeds per row, so the total must multiply
+    (root / "scales.yaml").write_text(yaml.safe_dump(scales, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["table", "tiny", "--scale", "smoke", "--estimate"]) == 0
+    out = capsys.readouterr().out
+    assert "a: no prepared data yet" in out and "not estimated (no prepared data): a, a-again, b" in out
+    prepare = [line.strip() for line in out.splitlines() if line.strip().startswith("rome prepare")]
+    assert len(prepare) == 1  # one data set for the three rows: one command
+    assert cli.main(prepare[0].split()[1:]) == 0
+    capsys.readouterr()
+    assert cli.main(["table", "tiny", "--scale", "smoke", "--estimate"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split(":")[0]: line for line in lines}
+    for row in ("a", "a-again", "b"):
+        assert rows[row].startswith(f"{row}: 2 seed(s) x ") and "search " in rows[row] and "train " in rows[row], rows[row]
+        assert "0/2 done" in rows[row] and "stand-in cell" in rows[row]
+    # a and a-again are one configuration: counted once in the total (2 configurations x 2 seeds)
+    assert re.match(r"total: [\d.]+ (s|min) on cpu \(1 threads\) for 4 distinct run\(s\)$", rows["total"]), rows["total"]
+    runs = sorted(p.name for p in (tmp_path / "tables" / "runs" / "smoke").iterdir())
+    assert len(runs) == 1 and runs[0].startswith("mnist5k-data-")  # the prepared data only: nothing else written
