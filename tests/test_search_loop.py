@@ -210,7 +210,7 @@ def test_stage_writes_every_artifact(tmp_path: Path, prepared_smoke: Path) -> No
     probs = list(csv.DictReader((out / "probabilities.csv").open()))
     assert len(probs) == 2 * 2 * (14 * 7 + 20)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"val_acc", "val_loss", "n_param_free_normal"}
+    assert set(metrics) == {"supernet_val_acc", "supernet_val_loss", "n_param_free_normal"}
     # measured (not computed) figures live in the run record in state/, outside the artifact
     from rome.paths import run_record_path
 

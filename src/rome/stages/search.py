@@ -115,7 +115,9 @@ def write_outputs(folder: Path, result: Any, params: dict[str, Any], data_sha: s
     write_search_artifact(
         folder, doc, state.algorithm.arch.named_tensors(), history,
         probability_rows(history, state.space, state.algorithm.topology.labels()),
-        {"val_acc": last["val_acc"], "val_loss": last["val_loss"], "n_param_free_normal": last["n_param_free_normal"]})
+        # named for what they measure: the weight-sharing supernet's argmax path on search_val
+        {"supernet_val_acc": last["val_acc"], "supernet_val_loss": last["val_loss"],
+         "n_param_free_normal": last["n_param_free_normal"]})
 
 
 def export_checkpoint(src: Path, dst: Path) -> None:
