@@ -184,6 +184,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     group.barrier()
     last = result.history[-1]
-    logger.info(f"search: {s['algorithm']} on {s['space']}: val acc {last['val_acc']:.3f}, "
+    logger.info(f"search: {s['algorithm']} on {s['space']}: supernet val acc {last['val_acc']:.3f} (weight-sharing "
+                f"supernet at the search budget, not the derived model: `rome train` measures that), "
                 f"parameter-free ops in the normal cell {last['n_param_free_normal']}")
     return out
