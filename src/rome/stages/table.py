@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--engine", choices=("dvc", "snakemake"), help="build the runs and the report with this engine")
     mode.add_argument("--report", action="store_true", help="write the report from the runs that exist")
-    mode.add_argument("--plan", action="store_true", help="print each row's run folders")
+    mode.add_argument("--plan", action="store_true", help="print each row's run folders and whether each exists (done / partial / missing)")
     mode.add_argument("--write-dvc", action="store_true", help="only write tables/pipelines/<scale>/dvc.yaml")
     mode.add_argument("--check", action="store_true", help="validate the table files and scales; print a summary")
     mode.add_argument("--estimate", action="store_true",
