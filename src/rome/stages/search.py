@@ -24,7 +24,7 @@ from rome.paths import checkpoint_dir, input_dir, stream_cache_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.search import checkpoint as search_checkpoint
 from rome.sections import SearchConfig
-from rome.search.artifact import CHECKPOINT_FILE, HISTORY_COLUMNS, VOLATILE, write_search_artifact
+from rome.search.artifact import ALPHA_PNG, CHECKPOINT_FILE, CURVES_PNG, HISTORY_COLUMNS, VOLATILE, write_search_artifact
 from rome.tracking import tracking_run_id
 
 logger = logging.getLogger(__name__)
@@ -118,6 +118,11 @@ def write_outputs(folder: Path, result: Any, params: dict[str, Any], data_sha: s
         # named for what they measure: the weight-sharing supernet's argmax path on search_val
         {"supernet_val_acc": last["val_acc"], "supernet_val_loss": last["val_loss"],
          "n_param_free_normal": last["n_param_free_normal"]})
+    from rome.curves import plot_alpha_heatmap, plot_search_curves
+
+    plot_search_curves(history, folder / CURVES_PNG)
+    ops = {ct: [state.space.ops(ct, e) for e in range(len(per_edge))] for ct, per_edge in last["alpha"].items()}
+    plot_alpha_heatmap(history, ops, folder / ALPHA_PNG)
 
 
 def export_checkpoint(src: Path, dst: Path) -> None:

@@ -306,6 +306,11 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             write_json(tmp / METRICS_FILE, metrics)
             if summary.is_file():
                 shutil.copy2(summary, tmp / SUMMARY_FILE)
+                from rome.curves import plot_train_curves
+
+                rows = read_csv_rows(summary)
+                if rows:
+                    plot_train_curves(rows, tmp / "curves.png")
         checkpoint.mark_complete(ckpt_dir, t.epochs)
         tracker.summary({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracker.log_artifact(out / MODEL_FILE, tracking.artifact_name(params, "model"), "model")
