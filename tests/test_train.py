@@ -56,7 +56,10 @@ def test_train_writes_artifacts_and_extends(tmp_path, prepared_smoke, monkeypatc
     monkeypatch.setattr(network, "set_drop_path", lambda m, p: (ramp.append(p), real_set(m, p)))
     out = run_train(params)
 
-    assert {p.name for p in out.iterdir()} == {"model.safetensors", "model.json", "summary.csv", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "model.json", "summary.csv", "metrics.json",
+                                               "curves.png"}
+    png = (out / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and b"Software" not in png  # no metadata: same summary, same bytes
     summary = rows(out / "summary.csv")
     assert [int(r["epoch"]) for r in summary] == [0, 1]
     assert {"train_loss", "train_top1", "eval_loss", "eval_top1", "eval_top5", "lr"} <= set(summary[0])
