@@ -111,7 +111,7 @@ def run_figures(run: dict[str, Any], table: Table) -> dict[str, Any]:
     curve = [table.test(arch_from_flat(h["genotype"]["normal"])) for h in history]
     return {
         "algorithm": run["search"]["algorithm"], "seed": run["seed"], "arch": arch,
-        "test": metrics[key], "valid": metrics.get(f"nb201_{dataset}_valid"), "index": metrics.get("nb201_index"),
+        "test": metrics[key], "valid": metrics.get(f"nb201_{dataset}_valid"), "index": table.rows.get(arch, (None, None, None))[2],
         "ops": op_counts(arch), "search_seconds": pipeline.read_search(run).get("seconds"),
         "curve_test": curve,
     }

@@ -44,3 +44,18 @@ def test_missing_run_is_a_clear_error(tmp_path: Path) -> None:
     fake_run(aggregate.sweep_runs(params)[0], 90, 1)
     with pytest.raises(RomeError, match="seed1 of rome is incomplete: .*metrics.json: evaluation metrics not found"):
         aggregate.run(params, stage_dir(params, "aggregate"))
+
+
+def test_reports_keep_the_digits_the_measurement_supports(tmp_path: Path) -> None:
+    from rome.rounding import round_row
+
+    assert round_row({"top1": 97.49999957275391, "top1_std": 0.123456, "loss": 2.3444123, "val_acc": 0.1781234,
+                      "params_m": 1.2345678, "n": 3, "arch": "x"}) == {
+        "top1": 97.5, "top1_std": 0.12, "loss": 2.344, "val_acc": 0.1781, "params_m": 1.235, "n": 3, "arch": "x"}
+    params = smoke(tmp_path / "results", "sweep.seeds=[0, 1]")
+    for run, top1 in zip(aggregate.sweep_runs(params), [97.49999957275391, 97.30000042724609]):
+        fake_run(run, top1, 1)
+    out = aggregate.run(params, stage_dir(params, "aggregate"))
+    assert [r["top1"] for r in csv.DictReader(open(out / "runs.csv"))] == ["97.5", "97.3"]
+    summary = next(csv.DictReader(open(out / "summary.csv")))
+    assert summary["top1_mean"] == "97.4" and summary["top1_std"] == "0.14"

@@ -138,7 +138,9 @@ def test_metrics_and_plots_are_declared_per_run_and_aggregated(graphs) -> None:
     evaluate = next(s for n, s in dvc.items() if n.startswith("evaluate@"))
     assert any(m.endswith("/evaluate/metrics.json") for m in evaluate["metrics"])
     search = next(s for n, s in dvc.items() if n.startswith("search@"))
-    assert {Path(p).name for p in search["plots"]} == {"history.csv", "probabilities.csv"}
+    assert {Path(p).name for p in search["plots"]} == {"history.csv", "probabilities.csv", "curves.png", "alpha.png"}
+    train = next(s for n, s in dvc.items() if n.startswith("train@"))
+    assert {Path(p).name for p in train["plots"]} == {"summary.csv", "curves.png"}
     assert dvc["aggregate"]["metrics"] == {"reports/metrics.json"}
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for entry in spec["aggregate"]["plots"]:

@@ -191,7 +191,9 @@ def test_stage_writes_every_artifact(tmp_path: Path, prepared_smoke: Path) -> No
     out = stage.run(params, stage_dir(params, "search"))
     names = {p.name for p in out.iterdir()}
     assert {"arch.safetensors", "search.json", "history.json", "history.csv", "probabilities.csv", "metrics.json",
-            "checkpoint.pt"} <= names
+            "checkpoint.pt", "curves.png", "alpha.png"} <= names
+    for png in ("curves.png", "alpha.png"):  # the pictures, deterministic: no Software / date metadata
+        assert (out / png).read_bytes().startswith(b"\x89PNG") and b"Software" not in (out / png).read_bytes()
     # a finished run's checkpoint moves into the artifact: state/ only holds interrupted runs
     assert not checkpoint_dir(params, "search").exists()
     assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == 2
@@ -210,7 +212,7 @@ def test_stage_writes_every_artifact(tmp_path: Path, prepared_smoke: Path) -> No
     probs = list(csv.DictReader((out / "probabilities.csv").open()))
     assert len(probs) == 2 * 2 * (14 * 7 + 20)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"val_acc", "val_loss", "n_param_free_normal"}
+    assert set(metrics) == {"supernet_val_acc", "supernet_val_loss", "n_param_free_normal"}
     # measured (not computed) figures live in the run record in state/, outside the artifact
     from rome.paths import run_record_path
 

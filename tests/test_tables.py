@@ -259,3 +259,18 @@ def test_every_table_at_smoke_scale_through_both_engines_gives_the_same_reports(
         return rows
 
     assert {n: comparable(n, d) for n, d in by_smk.items()} == {n: comparable(n, d) for n, d in by_dvc.items()}
+
+
+def test_plan_says_which_run_folders_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture) -> None:
+    shutil.copytree(TABLES, tmp_path / "tables", ignore=shutil.ignore_patterns("runs", "pipelines"))
+    monkeypatch.chdir(tmp_path)
+    plans = plan_table(load_table("ablation"), get_scale("smoke"))
+    run = plans[0].runs[0]
+    run.folder("search").mkdir(parents=True)
+    assert cli.main(["table", "ablation", "--scale", "smoke", "--plan"]) == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    first = next(k for k in doc if k.startswith(f"{plans[0].row.id} "))
+    assert doc[first][str(run.root / f"seed{run.seed}")] in ("done", "partial: search done")
+    others = [v for k, row in doc.items() if k != first and isinstance(row, dict) for v in row.values()]
+    assert others and set(others) <= {"missing", "done", "partial: search done"}

@@ -98,6 +98,10 @@ def build_parser(selected: str | None = None, full: bool = True) -> argparse.Arg
         if name == "train":
             p.add_argument("--fresh", action="store_true",
                            help="discard the resume checkpoint (state/<run>/train_ckpt/) and start again from epoch 0")
+        if name == "search":  # declared here, not in the stage module, so --help lists it without importing torch
+            p.add_argument("--estimate", action="store_true",
+                           help="time a few warmed-up iterations of this exact search on this device and print "
+                                "s/iteration, the projected search time, peak memory and whether it fits; writes nothing")
         if name == selected and (full or name in LIGHT):
             add = getattr(stage_module(name), "add_arguments", None)
             if add is not None:
@@ -144,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         from rome.paths import stage_dir, using_inputs
 
         params = load_params(args.params, args.overrides)
+        if getattr(args, "estimate", False):  # a measurement, not a run: no lock, no sweep, nothing written
+            return int(module.estimate(params, args) or 0)
         out = Path(args.out if args.out is not None else stage_dir(params, args.stage))
         if args.threads is not None:
             import torch

@@ -144,6 +144,11 @@ def _draw(pos: dict[str, tuple[float, float]], fills: dict[str, str], names: dic
     return _save(fig, path)
 
 
+def save_png(fig: Figure, path: Path) -> Path:
+    """The figure as a PNG written atomically, with no Software/date metadata: same inputs, same bytes."""
+    return _save(fig, path)
+
+
 def _save(fig: Figure, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, metadata={"Software": None})

@@ -84,7 +84,7 @@ def stage_entry(spec: StageSpec) -> dict[str, Any]:
     for o in spec.outputs:
         if o.kind == "plot":
             opts = {k: v for k, v in (("x", o.x), ("y", o.y), ("template", o.template)) if v}
-            plots.append({f"{folder}/{o.path}": opts})
+            plots.append({f"{folder}/{o.path}": opts} if opts else f"{folder}/{o.path}")  # an image: no options
     if plots:
         entry["plots"] = plots
     return entry

@@ -32,6 +32,7 @@ SEARCH_FILE = "search.json"
 HISTORY_JSON, HISTORY_CSV = "history.json", "history.csv"
 PROBABILITIES_CSV = "probabilities.csv"
 METRICS_FILE = "metrics.json"
+CURVES_PNG, ALPHA_PNG = "curves.png", "alpha.png"  # pictures for a reader (rome.curves), DVC image plots
 CHECKPOINT_FILE = "checkpoint.pt"  # the finished run's checkpoint, moved out of the resumable folder
 HISTORY_COLUMNS = ("epoch", "tau", "lr", "train_loss", "train_acc", "arch_loss", "val_loss", "val_acc",
                    "n_param_free_normal")

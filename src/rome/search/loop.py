@@ -384,6 +384,7 @@ def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
         if on_epoch is not None:
             on_epoch(row)
         log(f"search epoch {epoch + 1}/{s.epochs}: tau {tau:.3f} lr {lr:.4g} train loss {row['train_loss']:.4f} "
-            f"acc {row['train_acc']:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f} | param-free normal "
+            f"acc {row['train_acc']:.3f} | supernet val loss {val_loss:.4f} acc {val_acc:.3f} (weight-sharing supernet, "
+            f"not the derived model) | param-free normal "
             f"{row['n_param_free_normal']} | peak {row['peak_memory_mb']:.0f} MB | {row['seconds']:.1f}s")
     return SearchResult(state, complete=True)

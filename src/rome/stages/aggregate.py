@@ -18,6 +18,7 @@ from rome.config import deep_merge
 from rome.csv_text import csv_text, read_csv_rows
 from rome.errors import RomeError
 from rome.paths import stage_dir
+from rome.rounding import round_row
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +95,9 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     metrics = {"/".join(str(s[k]) for k in GROUP_KEYS): {k: v for k, v in s.items() if k not in GROUP_KEYS}
                for s in summary}
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "runs.csv", csv_text(rows))
-    write_text(out / "summary.csv", csv_text(summary))
+    # the CSVs a researcher reads keep the digits the measurement supports (rome.rounding)
+    write_text(out / "runs.csv", csv_text([round_row(r) for r in rows]))
+    write_text(out / "summary.csv", csv_text([round_row(s) for s in summary]))
     write_json(out / "metrics.json", metrics)
     with atomic_dir(out / "plots") as tmp:
         write_text(tmp / "search_history.csv", csv_text(history) if history else "series,epoch\n")

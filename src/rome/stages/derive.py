@@ -159,7 +159,9 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
 
                 plot_genotype(genotype, tmp / CELLS_DIR, f"{meta['space']}/{meta.get('algorithm')}")
         tracker.summary({f"n_param_free_{cell}": n for cell, n in doc["n_param_free"].items()})
-        tracker.log_images("cells", sorted((out / CELLS_DIR).glob("*.png")))
+        # one key per picture: W&B warns ("Images sizes do not match") when one key holds PNGs of two sizes
+        for png in sorted((out / CELLS_DIR).glob("*.png")):
+            tracker.log_images(f"cells/{png.stem}", [png])
         tracker.log_artifact(out, tracking.artifact_name(params, "genotype"), "genotype")
         write_run_record(params, "derive", out, tracker.run_id)
     logger.info(f"derive: {rule} rule: {genotype_to_text(genotype)}; parameter-free ops {doc['n_param_free']}")

@@ -104,7 +104,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         arch = doc.get("nb201_arch")
         if arch:
             found = lookup(e.benchmark_table, arch, e.benchmark_dataset)
-            metrics.update(found)
+            # the row index is a pointer into the table, not a figure to compare: evaluate.json keeps it
+            metrics.update({k: v for k, v in found.items() if k != "nb201_index"})
             benchmark = {"table": e.benchmark_table, "table_sha256": sha256_file(e.benchmark_table),
                          "dataset": e.benchmark_dataset, "arch": arch, **found}
         else:
@@ -135,7 +136,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             write_json(tmp / "evaluate.json", report)
         tracker.summary({**metrics, "latency_ms": latency_ms})
         write_run_record(params, "evaluate", out, tracker.run_id, seconds=round(time.perf_counter() - t0, 3), latency=latency)
-    extra = "".join(f" {k} {v:.2f}" for k, v in metrics.items() if k.startswith("nb201_") and k != "nb201_index")
+    extra = "".join(f" {k} {v:.2f}" for k, v in metrics.items() if k.startswith("nb201_"))
     logger.info(f"evaluate: top1 {metrics['top1']:.2f} top5 {metrics['top5']:.2f} params {metrics['params_m']:.3f}M "
                 f"flops {metrics['flops_m']:.2f}M latency {latency_ms:.1f}ms{extra} "
                 f"in {time.perf_counter() - t0:.1f}s")

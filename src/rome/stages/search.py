@@ -24,13 +24,28 @@ from rome.paths import checkpoint_dir, input_dir, stream_cache_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.search import checkpoint as search_checkpoint
 from rome.sections import SearchConfig
-from rome.search.artifact import CHECKPOINT_FILE, HISTORY_COLUMNS, VOLATILE, write_search_artifact
+from rome.search.artifact import ALPHA_PNG, CHECKPOINT_FILE, CURVES_PNG, HISTORY_COLUMNS, VOLATILE, write_search_artifact
 from rome.algorithms.hyperparameters import provenance_block, reference_changes
 from rome.tracking import tracking_run_id
 
 logger = logging.getLogger(__name__)
 
 SECTIONS = ["data", "search"]
+
+
+def estimate(params: dict[str, Any], args: argparse.Namespace | None = None) -> int:
+    """``rome search --estimate``: the cost of this search on this device (rome.search.estimate), nothing written."""
+    from rome.data.prepared import load_prepared
+    from rome.search.estimate import estimate_search
+    from rome.search.loop import SearchData
+
+    seed_everything(params["seed"])
+    device = resolve_device(params["device"])
+    prepared = load_prepared(input_dir(params, "prepare"), stream_cache_dir(params))
+    result = estimate_search(SearchConfig.from_params(params), params["seed"], params["data"]["dataset"],
+                             SearchData.from_prepared(prepared), device)
+    print("\n".join(result.lines()))
+    return 0
 
 
 def probability_rows(history: list[dict[str, Any]], space: Any, beta_labels: list[str]) -> list[dict[str, Any]]:
@@ -105,7 +120,14 @@ def write_outputs(folder: Path, result: Any, params: dict[str, Any], data_sha: s
     write_search_artifact(
         folder, doc, state.algorithm.arch.named_tensors(), history,
         probability_rows(history, state.space, state.algorithm.topology.labels()),
-        {"val_acc": last["val_acc"], "val_loss": last["val_loss"], "n_param_free_normal": last["n_param_free_normal"]})
+        # named for what they measure: the weight-sharing supernet's argmax path on search_val
+        {"supernet_val_acc": last["val_acc"], "supernet_val_loss": last["val_loss"],
+         "n_param_free_normal": last["n_param_free_normal"]})
+    from rome.curves import plot_alpha_heatmap, plot_search_curves
+
+    plot_search_curves(history, folder / CURVES_PNG)
+    ops = {ct: [state.space.ops(ct, e) for e in range(len(per_edge))] for ct, per_edge in last["alpha"].items()}
+    plot_alpha_heatmap(history, ops, folder / ALPHA_PNG)
 
 
 def export_checkpoint(src: Path, dst: Path) -> None:
@@ -175,6 +197,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     group.barrier()
     last = result.history[-1]
-    logger.info(f"search: {s['algorithm']} on {s['space']}: val acc {last['val_acc']:.3f}, "
+    logger.info(f"search: {s['algorithm']} on {s['space']}: supernet val acc {last['val_acc']:.3f} (weight-sharing "
+                f"supernet at the search budget, not the derived model: `rome train` measures that), "
                 f"parameter-free ops in the normal cell {last['n_param_free_normal']}")
     return out

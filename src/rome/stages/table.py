@@ -3,7 +3,8 @@
 Not a stage: it computes nothing itself. ``--engine dvc`` writes the scale's generated stage set
 (``rome.tables.dvcstages``) and runs ``dvc repro`` on the table's report stage; ``--engine snakemake``
 asks Snakemake for the report file (``workflow/rules/tables.smk``); both run only the ``rome`` calls
-whose runs are missing or stale. ``--report`` writes the report from the runs that exist (a row
+whose runs are missing or stale. ``--estimate`` projects the cost on this device (rome.tables.estimate).
+``--report`` writes the report from the runs that exist (a row
 without runs says so); ``--plan`` prints each row's run folders; ``--check`` validates the files.
 """
 
@@ -29,9 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--engine", choices=("dvc", "snakemake"), help="build the runs and the report with this engine")
     mode.add_argument("--report", action="store_true", help="write the report from the runs that exist")
-    mode.add_argument("--plan", action="store_true", help="print each row's run folders")
+    mode.add_argument("--plan", action="store_true", help="print each row's run folders and whether each exists (done / partial / missing)")
     mode.add_argument("--write-dvc", action="store_true", help="only write tables/pipelines/<scale>/dvc.yaml")
     mode.add_argument("--check", action="store_true", help="validate the table files and scales; print a summary")
+    mode.add_argument("--estimate", action="store_true",
+                      help="time each run configuration's search (and retraining) steps on this device; print the "
+                           "projected cost per row and in total over rows and seeds; builds nothing")
     mode.add_argument("--audit", metavar="ROW", help="`rome audit` each finished run of a row against its own params and data")
     parser.add_argument("--cores", type=int, default=2, help="Snakemake --cores (default: %(default)s)")
 
@@ -87,6 +91,12 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.audit:
         return _audit(tables, scale, args.audit)
+    if args.estimate:
+        from rome.tables.estimate import estimate_table
+
+        for t in tables:
+            print("\n".join(estimate_table(t, scale, plan_table(t, scale))))
+        return 0
     if args.report:
         for t in tables:
             for path in write_report(t, scale, plan_table(t, scale)):

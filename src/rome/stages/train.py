@@ -271,14 +271,16 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         final = validate_batches(deployable, test_batches(), data.mean, data.std, data.num_classes,
                                  StepSettings(device=device), desc="final", total=-(-n_test // EVAL_BATCH))
         weights = "ema" if ema is not None else "final"
-        metrics = {"schema_version": METRICS_SCHEMA_VERSION, "top1": final["top1"], "top5": final["top5"],
-                   "loss": final["loss"], "best_top1": saver.best_metric, "best_epoch": saver.best_epoch,
-                   "epochs": t.epochs, "steps_per_epoch": steps, "weights": weights}
+        # metrics.json holds the numbers a researcher compares (what `dvc metrics show` lists); how they
+        # were obtained (epochs, steps, which weights, the best epoch) is in model.json's "training"
+        metrics = {"top1": final["top1"], "top5": final["top5"], "loss": final["loss"], "best_top1": saver.best_metric}
         model_doc = {
             "schema_version": MODEL_SCHEMA_VERSION,
             "network": name,
             "kwargs": kwargs,
             "weights": weights,
+            "training": {"epochs": t.epochs, "steps_per_epoch": steps, "best_epoch": saver.best_epoch,
+                         "metrics_schema_version": METRICS_SCHEMA_VERSION},
             "num_classes": data.num_classes,
             "in_chans": data.in_channels,
             "resolution": data.resolution,
@@ -300,6 +302,11 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             write_json(tmp / METRICS_FILE, metrics)
             if summary.is_file():
                 shutil.copy2(summary, tmp / SUMMARY_FILE)
+                from rome.curves import plot_train_curves
+
+                rows = read_csv_rows(summary)
+                if rows:
+                    plot_train_curves(rows, tmp / "curves.png")
         checkpoint.mark_complete(ckpt_dir, t.epochs)
         tracker.summary({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracker.log_artifact(out / MODEL_FILE, tracking.artifact_name(params, "model"), "model")

@@ -20,6 +20,7 @@ from rome.config import load_params
 from rome.csv_text import csv_text
 from rome.errors import RomeError
 from rome.paths import run_record_path
+from rome.rounding import round_value
 from rome.tables.definition import BASE_PARAMS_FILE, TABLES_DIR, Metric, Scale, Table
 from rome.tables.runs import Run, RowPlan, audit_command, stage_overrides
 
@@ -106,6 +107,11 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
+def _csv_value(metric: str, x: float | None) -> str:
+    """A figure for the CSV, with the digits its measurement supports (rome.rounding)."""
+    return "" if x is None or math.isnan(x) else str(round_value(metric, float(x)))
+
+
 def _ours(cell: Cell) -> str:
     if not cell.values:
         return "-"
@@ -130,10 +136,10 @@ def collect(table: Table, plans: list[RowPlan]) -> list[dict[str, Any]]:
             diff = cell.mean - pub.value if (cell.mean is not None and pub.value is not None) else None
             records.append({
                 "row": row.id, "label": row.label, "dataset": row.dataset, "space": row.space,
-                "algorithm": row.algorithm, "metric": metric.name, "ours_mean": _fmt(cell.mean, 4),
-                "ours_std": _fmt(cell.std, 4), "seeds_done": len(values), "seeds_planned": len(plan.runs),
+                "algorithm": row.algorithm, "metric": metric.name, "ours_mean": _csv_value(metric.name, cell.mean),
+                "ours_std": _csv_value(metric.name, cell.std), "seeds_done": len(values), "seeds_planned": len(plan.runs),
                 "published": "" if pub.value is None else pub.value, "published_std": "" if pub.std is None else pub.std,
-                "difference": _fmt(diff, 4), "status": status,
+                "difference": _csv_value(metric.name, diff), "status": status,
                 "runs": ";".join(str(r.root / f"seed{r.seed}") for r in plan.runs),
                 "audit": ";".join(audit_command(r, final) for r in done),
                 "commits": ";".join(sorted({c for c in (run_commit(r, final) for r in done) if c})),

@@ -195,7 +195,23 @@ def unique_runs(plans: list[RowPlan]) -> list[Run]:
     return list(seen.values())
 
 
+def run_status(run: Run) -> str:
+    """``done`` (its last stage's folder exists), ``partial: <stages done>``, or ``missing``."""
+    finished = [stage for stage in run.stages if run.folder(stage).is_dir()]
+    if finished == list(run.stages):
+        return "done"
+    return f"partial: {', '.join(finished)} done" if finished else "missing"
+
+
 def dump_plan(plans: list[RowPlan]) -> str:
-    """A readable plan: row -> run folders (``rome table --plan``)."""
-    doc = {p.row.id: (p.skipped or [str(r.root / f"seed{r.seed}") for r in p.runs]) for p in plans}
-    return yaml.safe_dump(doc, sort_keys=False)
+    """A readable plan (``rome table --plan``): per row, each run folder with whether it exists
+    (done / partial / missing), and a count of the row's finished seeds."""
+    doc: dict[str, Any] = {}
+    for p in plans:
+        if p.skipped:
+            doc[p.row.id] = p.skipped
+            continue
+        status = {str(r.root / f"seed{r.seed}"): run_status(r) for r in p.runs}
+        done = sum(v == "done" for v in status.values())
+        doc[f"{p.row.id} ({done}/{len(p.runs)} done)"] = status
+    return yaml.safe_dump(doc, sort_keys=False, width=200)
