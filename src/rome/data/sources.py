@@ -168,6 +168,51 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path) -
                         "expected a complete .tar.gz") from None
 
 
+FILTER_REASONS = {"OutsideDestinationError": "it would land outside the folder", "AbsolutePathError": "an absolute path",
+                  "AbsoluteLinkError": "a link to an absolute path", "LinkOutsideDestinationError": "a link outside the folder",
+                  "SpecialFileError": "a device or special file"}
+ARCHIVE_EXPECTED = "expected regular files named <split>/<class>/<image> (one optional top folder)"
+
+
+def check_member(member: tarfile.TarInfo, archive: Path) -> PurePosixPath | None:
+    """The member's relative path if it is a regular file (None for a folder entry); anything else is refused.
+
+    An archive is untrusted input: tarfile's ``data`` filter (PEP 706) refuses what would land outside
+    a destination, links and device files; on top of it rome refuses absolute names, ``..`` and every
+    link (the filter allows links that stay inside), and names deeper than the layout's, so that
+    no member is ever extracted outside the cache or used as an image, and none is skipped unseen.
+    """
+    def refuse(why: str) -> RomeError:
+        return RomeError(f"{archive}: member {member.name!r} refused ({why}); {ARCHIVE_EXPECTED}")
+
+    try:
+        tarfile.data_filter(member, "/nonexistent-rome-cache")  # the destination only anchors its path checks
+    except tarfile.FilterError as exc:
+        raise refuse(FILTER_REASONS.get(type(exc).__name__, type(exc).__name__)) from None
+    if not (member.isfile() or member.isdir()):
+        kind = "symlink" if member.issym() else "hard link" if member.islnk() else "special file"
+        raise refuse(f"a {kind}")
+    if PurePosixPath(member.name).is_absolute():
+        raise refuse("an absolute path")
+    parts = [p for p in PurePosixPath(member.name).parts if p not in (".", "")]
+    if ".." in parts:
+        raise refuse("'..' in the path")
+    if not parts:
+        return None
+    if len(parts) > 4:  # <split>/<class>/<image> below at most one top folder
+        raise refuse(f"{len(parts)} path parts")
+    return None if member.isdir() else PurePosixPath(*parts)
+
+
+def inside(folder: Path, rel: PurePosixPath, where: str) -> Path:
+    """``folder / rel``, refused unless it resolves inside ``folder`` (a second, independent check
+    before anything is written: a checked member name can never leave the cache)."""
+    target = (folder / rel).resolve()
+    if not target.is_relative_to(folder.resolve()) or target == folder.resolve():
+        raise RomeError(f"{where}: resolves to {target}, outside {folder}; {ARCHIVE_EXPECTED}")
+    return folder / rel
+
+
 def _iter_tar(archive: Path):
     try:
         tar = tarfile.open(archive, "r:*")
@@ -175,9 +220,8 @@ def _iter_tar(archive: Path):
         raise RomeError(f"{archive}: not a readable tar archive ({type(exc).__name__}); expected a .tar.gz of <split>/<class>/<image>") from None
     try:
         for member in tar:
-            if member.isfile():
-                parts = PurePosixPath(member.name).parts
-                rel = PurePosixPath(*[p for p in parts if p not in (".", "")])
+            rel = check_member(member, archive)
+            if rel is not None:
                 yield rel, (lambda m=member: _read_member(tar, m, archive)), f"{archive}:{member.name}"
     except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
         raise RomeError(f"{archive}: corrupt or truncated archive ({type(exc).__name__}); expected a complete .tar.gz") from None
