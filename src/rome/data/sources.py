@@ -11,6 +11,7 @@ import gzip
 import io
 import logging
 import tarfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ def load_source(data: DataConfig) -> RawDataset:
     if name == "imagefolder":
         if not data.root:
             raise RomeError("data.root = null: the imagefolder dataset needs a directory or .tar.gz archive")
-        return load_imagefolder(Path(data.root), data.resize)
+        return load_imagefolder(Path(data.root), data.resize, data.max_pixels)
     raise RomeError(f"data.dataset = {name!r}: unknown dataset; expected mnist5k, cifar10, cifar100, svhn or imagefolder")
 
 
@@ -112,20 +113,35 @@ def load_torchvision(name: str, root: str | None, download: bool) -> RawDataset:
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
+DEFAULT_MAX_PIXELS = 100_000_000  # data.max_pixels's shipped value (default preset)
+
+
 @contextmanager
-def open_image(data: bytes, where: str) -> Iterator[Image.Image]:
+def open_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Image.Image]:
     """The PIL image of a file's bytes; any failure to read it inside the block (header, pixels,
-    conversion) becomes the one-line error that names the file, for every reader of image files."""
+    conversion) becomes the one-line error that names the file, for every reader of image files.
+
+    The size is checked from the header, before any pixel is decoded: a small file may declare a huge
+    image (a decompression bomb). PIL's own bomb guard is set from the same limit and its warning
+    and error become this one line too, never a Python warning or a traceback."""
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            yield img
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height > max_pixels:
+                    raise Image.DecompressionBombError("over data.max_pixels")
+                yield img
+    except Image.DecompressionBombError:
+        raise RomeError(f"{where}: image header declares more than data.max_pixels = {max_pixels} pixels; "
+                        "expected a smaller image, or raise data.max_pixels") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise RomeError(f"{where}: image does not decode ({type(exc).__name__}); expected a readable image file") from None
 
 
-def decode_image(data: bytes, where: str) -> tuple[np.ndarray, str]:
+def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str]:
     """(uint8 C,H,W with C = 1 for grayscale modes, else 3, the image's own PIL mode)."""
-    with open_image(data, where) as img:
+    with open_image(data, where, max_pixels) as img:
         img.load()
         mode = img.mode
         if mode == "P" and "transparency" in img.info:
@@ -266,7 +282,7 @@ def split_keys_and_classes(root: Path, by_split: dict[str, dict[str, Any]]) -> t
     return train_key, test_key, classes
 
 
-def load_imagefolder(root: Path, resize: int | None = None) -> RawDataset:
+def load_imagefolder(root: Path, resize: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> RawDataset:
     """``<split>/<class>/<image>`` from a folder or tar archive (an optional single top folder is allowed).
 
     At least two classes (a classifier of one class learns nothing); images of other modes or
@@ -280,7 +296,7 @@ def load_imagefolder(root: Path, resize: int | None = None) -> RawDataset:
         if found is None:
             continue
         split, cls = found
-        image, mode = decode_image(read(), where)
+        image, mode = decode_image(read(), where, max_pixels)
         by_split.setdefault(split, {}).setdefault(cls, []).append(image)
         modes.add(mode)
     train_key, test_key, classes = split_keys_and_classes(root, by_split)

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from rome.artifacts import atomic_dir
 from rome.data.loaders import worker_errors
 from rome.data.resize import resize_uint8
-from rome.data.sources import (GRAY_MODES, decode_image, inside, iter_entries, open_image, split_and_class,
+from rome.data.sources import (DEFAULT_MAX_PIXELS, GRAY_MODES, decode_image, inside, iter_entries, open_image, split_and_class,
                                split_keys_and_classes)
 from rome.errors import RomeError
 
@@ -88,13 +88,13 @@ class ScannedFolder:
         return h
 
 
-def _header(data: bytes, where: str) -> tuple[tuple[int, int], str]:
+def _header(data: bytes, where: str, max_pixels: int) -> tuple[tuple[int, int], str]:
     """(height, width) and PIL mode from the image header alone (no pixel decode)."""
-    with open_image(data, where) as img:
+    with open_image(data, where, max_pixels) as img:
         return (img.height, img.width), img.mode
 
 
-def scan_imagefolder(root: Path, cache: Path | None = None) -> ScannedFolder:
+def scan_imagefolder(root: Path, cache: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScannedFolder:
     """Hash and read the header of every image, in the in-memory path's order; with ``cache`` (an
     archive's extraction folder, written by the caller atomically) also write each image there."""
     by_split: dict[str, dict[str, list[tuple[str, str]]]] = {}
@@ -106,7 +106,7 @@ def scan_imagefolder(root: Path, cache: Path | None = None) -> ScannedFolder:
         if found is None:
             continue
         data = read()
-        size, mode = _header(data, where)
+        size, mode = _header(data, where, max_pixels)
         sizes.add(size)
         modes.add(mode)
         by_split.setdefault(found[0], {}).setdefault(found[1], []).append((rel.as_posix(), hashlib.sha256(data).hexdigest()))
