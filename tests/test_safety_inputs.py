@@ -151,7 +151,7 @@ class Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_crafted_checkpoint_is_never_unpickled(ws: Path, capsys) -> None:
+def test_crafted_checkpoint_is_never_unpickled(ws: Path, capsys, recwarn) -> None:
     marker = ws / "PWNED"
     params = resolve({"preset": "smoke", "results_dir": str(ws / "results")})
     ckpt = checkpoint_dir(params, "search") / "last.pt"
@@ -169,6 +169,19 @@ def test_crafted_checkpoint_is_never_unpickled(ws: Path, capsys) -> None:
     out = ws / "results" / "mnist5k" / "darts" / "rome" / "seed0" / "search" / "checkpoint.pt"
     state = torch.load(out, weights_only=True)  # what rome writes, weights_only reads
     assert isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
+    assert not [str(w.message) for w in recwarn if "pickle" in str(w.message)]  # no torch warning reaches the user
+
+
+def test_crafted_train_resume_file_is_never_unpickled(tmp_path: Path, recwarn) -> None:
+    from rome.training.checkpoint import LAST_FILE, _read_resume_file
+
+    marker = tmp_path / "PWNED"
+    file = tmp_path / LAST_FILE
+    file.write_bytes(pickle.dumps({"state_dict": Payload(marker), "epoch": 1}))
+    with pytest.raises(RomeError, match=r"last\.pth\.tar: cannot read the resume checkpoint .*rome train --fresh"):
+        _read_resume_file(file)
+    assert not marker.exists()
+    assert not [str(w.message) for w in recwarn if "pickle" in str(w.message)]
 
 
 # ----------------------------------------------------------------------------- images
@@ -250,6 +263,7 @@ def test_schema_error_never_renders_a_huge_value() -> None:
 def test_deeply_nested_genotype_is_one_line(ws: Path, capsys) -> None:
     deep = ws / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert rome(ws, capsys, "prepare")[0] == 0
     rc, lines = rome(ws, capsys, "train", "--set", f"train.genotype={deep}")
     one_error(rc, lines, "train", str(deep), "nested deeper than 64")
     mid = ws / "mid.json"

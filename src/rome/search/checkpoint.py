@@ -10,6 +10,7 @@ before the key existed used: those fingerprints, and so their resumes, stay as t
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,9 @@ def read_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> Any
     only. A checkpoint is untrusted input (it may come from elsewhere): it is never unpickled, so a
     file that needs arbitrary objects (a crafted one, or one an older rome wrote) is refused."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the refusal below says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises several types; each means the same to the user
         why = "Weights only load failed" in str(exc) and "holds objects other than tensors, lists and numbers, never unpickled"
         raise RomeError(f"{path}: corrupt checkpoint ({why or type(exc).__name__}); {FRESH_HINT}") from None
