@@ -88,7 +88,7 @@ class ScannedFolder:
         return h
 
 
-def _header(data: bytes, where: str, max_pixels: int) -> tuple[tuple[int, int], str]:
+def _header(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[tuple[int, int], str]:
     """(height, width) and PIL mode from the image header alone (no pixel decode)."""
     with open_image(data, where, max_pixels) as img:
         return (img.height, img.width), img.mode
