@@ -201,8 +201,10 @@ def check_member(member: tarfile.TarInfo, archive: Path) -> PurePosixPath | None
     def refuse(why: str) -> RomeError:
         return RomeError(f"{archive}: member {member.name!r} refused ({why}); {ARCHIVE_EXPECTED}")
 
+    data_filter = getattr(tarfile, "data_filter", None)  # Python >= 3.11.4; the checks below stand alone before
     try:
-        tarfile.data_filter(member, "/nonexistent-rome-cache")  # the destination only anchors its path checks
+        if data_filter is not None:
+            data_filter(member, "/nonexistent-rome-cache")  # the destination only anchors its path checks
     except tarfile.FilterError as exc:
         raise refuse(FILTER_REASONS.get(type(exc).__name__, type(exc).__name__)) from None
     if not (member.isfile() or member.isdir()):
