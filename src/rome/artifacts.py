@@ -58,18 +58,50 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+# limits on JSON rome reads (artifacts, genotypes; possibly from elsewhere): real ones are a few levels
+# deep and well under a megabyte (a long search's run record); these are far above and far below harm
+MAX_JSON_BYTES = 64 * 2**20
+MAX_JSON_DEPTH = 64
+
+
+def json_depth(doc: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return deepest
+
+
+def parse_json_file(p: Path, what: str) -> Any:
+    """The file's JSON, refused in one line when too large, too deeply nested, not UTF-8 or corrupt."""
+    size = p.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise RomeError(f"{p}: {size} bytes; expected a {what} of at most {MAX_JSON_BYTES} bytes")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RomeError(f"{p}: corrupt JSON ({exc.msg} at line {exc.lineno}); expected a {what}") from None
+    except UnicodeDecodeError:
+        raise RomeError(f"{p}: not UTF-8 text; expected a {what} (JSON)") from None
+    except RecursionError:
+        raise RomeError(f"{p}: JSON nested deeper than {MAX_JSON_DEPTH} levels; expected a {what}") from None
+    if json_depth(doc) > MAX_JSON_DEPTH:
+        raise RomeError(f"{p}: JSON nested deeper than {MAX_JSON_DEPTH} levels; expected a {what}")
+    return doc
+
+
 def read_json(path: str | Path, what: str = "artifact") -> dict[str, Any]:
     """Read a JSON artifact with a one-line error on a missing or corrupt file, or valid JSON whose
     top level is not an object (every rome artifact is one; a list would fail later, deep inside)."""
     p = Path(path)
     if not p.is_file():
         raise RomeError(f"{p}: {what} not found (run the upstream stage first)")
-    try:
-        doc = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise RomeError(f"{p}: corrupt JSON ({exc.msg} at line {exc.lineno}); expected a {what}") from None
-    except UnicodeDecodeError:
-        raise RomeError(f"{p}: not UTF-8 text; expected a {what} (JSON)") from None
+    doc = parse_json_file(p, what)
     if not isinstance(doc, dict):
         raise RomeError(f"{p}: top level is a JSON {_json_kind(doc)}; expected a JSON object (a {what})")
     return doc

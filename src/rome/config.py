@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import re
 from functools import cache
 from importlib import resources
@@ -26,9 +27,53 @@ SCHEMA_RESOURCE = ("rome.schema", "params.schema.yaml")
 BASE_PRESET = "default"
 
 
+MAX_ALIASES = 100  # a params file names a handful at most; a "billion laughs" file needs thousands
+MAX_EXPANDED_NODES = 100_000  # the default preset has ~300 values
+MAX_NESTING = 64  # params are two or three levels deep
+SEED_MAX = 2**32 - 1  # numpy's seed range (torch takes 64 bits); the schema holds seeds to it
+
+
 class Yaml12Loader(yaml.SafeLoader):
     """SafeLoader that reads numbers as YAML 1.2 does: PyYAML (YAML 1.1) takes ``1e6`` and ``1E-3``
-    (no dot) for strings, so ``--set search.w_lr=1e6`` would fail the schema's ``type: number``."""
+    (no dot) for strings, so ``--set search.w_lr=1e6`` would fail the schema's ``type: number``.
+
+    Params files are read as untrusted text too: a key given twice (PyYAML keeps the last silently)
+    and more than ``MAX_ALIASES`` alias uses (an alias bomb expands exponentially) are refused."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.alias_count = 0
+        self.expanded = 0  # nodes as if every alias were written out
+        self.sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.alias_count += 1
+            node = super().compose_node(parent, index)
+            self.expanded += self.sizes.get(id(node), 1)
+        else:
+            before = self.expanded
+            node = super().compose_node(parent, index)
+            self.expanded += 1
+            self.sizes[id(node)] = self.expanded - before
+        if self.alias_count > MAX_ALIASES or self.expanded > MAX_EXPANDED_NODES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"aliases (*name) expand beyond {MAX_ALIASES} uses or {MAX_EXPANDED_NODES} values; "
+                "expected a plain params file", node.start_mark)
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) or key is None:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {key!r} given twice (the first would be silently dropped)",
+                            key_node.start_mark)
+                    seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 Yaml12Loader.add_implicit_resolver(
@@ -44,6 +89,30 @@ Yaml12Loader.add_implicit_resolver(
 def load_yaml(text: str) -> Any:
     """Every params source (presets, params files, ``--set`` values) is parsed with this one loader."""
     return yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def check_values(value: Any, source: str, path: str = "", depth: int = 0) -> None:
+    """Every number finite (nan, inf and 1e309 pass ``type: number`` but no key means them) and the
+    nesting shallow; one line naming the key. Runs before the schema on every params source."""
+    if depth > MAX_NESTING:
+        raise RomeError(f"{source}: {path or '<top level>'}: nested deeper than {MAX_NESTING} levels; expected params")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RomeError(f"{source}: {path or '<top level>'} = {value}: expected a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_values(v, source, f"{path}.{k}" if path else str(k), depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_values(v, source, f"{path}[{i}]", depth + 1)
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """A value for a one-line message: JSON, cut at ``limit`` characters (never the whole of a huge one)."""
+    try:
+        text = json.dumps(value, default=str)
+    except (ValueError, RecursionError):
+        text = repr(type(value))
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @cache
@@ -99,12 +168,13 @@ def describe_error(err: jsonschema.ValidationError) -> str:
         "minItems": lambda: f"at least {err.validator_value} item(s)",
         "uniqueItems": lambda: "no duplicate items",
         "minLength": lambda: f"at least {err.validator_value} character(s)",
-    }.get(str(err.validator), lambda: err.message)()
-    return f"{key} = {json.dumps(err.instance, default=str)}: expected {expected}"
+    }.get(str(err.validator), lambda: f"a value the schema's {err.validator!r} allows")()
+    return f"{key} = {short(err.instance)}: expected {expected}"
 
 
 def validate(params: dict[str, Any], source: str) -> None:
     """Raise RomeError naming the source, the key, the value and what is allowed."""
+    check_values(params, source)
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
@@ -149,11 +219,18 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise RomeError(f"{p}: params file not found")
     try:
-        data = load_yaml(p.read_text()) or {}
+        data = load_yaml(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise RomeError(f"{p}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                        "expected a UTF-8 params file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise RomeError(f"{p}: not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        detail = f": {problem}" if problem and ("twice" in problem or "alias" in problem) else ""
+        raise RomeError(f"{p}: not valid YAML{where}{detail}") from None
+    except RecursionError:
+        raise RomeError(f"{p}: nested too deeply; expected a params file of sections and keys") from None
     if not isinstance(data, dict):
         raise RomeError(f"{p}: expected a mapping of sections at the top level, got {type(data).__name__}")
     return data

@@ -39,10 +39,14 @@ def set_deterministic(enabled: bool) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every RNG state a run consumes, for a checkpoint."""
+    """Every RNG state a run consumes, for a checkpoint: tensors, lists and plain numbers only, so
+    ``torch.load(weights_only=True)`` reads it back (a checkpoint is data, never unpickled code)."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    version, internal, gauss_next = random.getstate()
     state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "gauss": float(gauss)},
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -51,8 +55,11 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore what ``rng_state`` captured."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

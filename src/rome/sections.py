@@ -43,6 +43,7 @@ class DataConfig(Section):
     test_fraction: float
     storage: str
     subset: dict[str, int | None]
+    max_pixels: int
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import gzip
 import io
 import logging
 import tarfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ def load_source(data: DataConfig) -> RawDataset:
     if name == "imagefolder":
         if not data.root:
             raise RomeError("data.root = null: the imagefolder dataset needs a directory or .tar.gz archive")
-        return load_imagefolder(Path(data.root), data.resize)
+        return load_imagefolder(Path(data.root), data.resize, data.max_pixels)
     raise RomeError(f"data.dataset = {name!r}: unknown dataset; expected mnist5k, cifar10, cifar100, svhn or imagefolder")
 
 
@@ -116,20 +117,35 @@ def load_torchvision(name: str, root: str | None, download: bool) -> RawDataset:
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
+DEFAULT_MAX_PIXELS = 100_000_000  # data.max_pixels's shipped value (default preset)
+
+
 @contextmanager
-def open_image(data: bytes, where: str) -> Iterator[Image.Image]:
+def open_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Image.Image]:
     """The PIL image of a file's bytes; any failure to read it inside the block (header, pixels,
-    conversion) becomes the one-line error that names the file, for every reader of image files."""
+    conversion) becomes the one-line error that names the file, for every reader of image files.
+
+    The size is checked from the header, before any pixel is decoded: a small file may declare a huge
+    image (a decompression bomb). PIL's own bomb guard is set from the same limit and its warning
+    and error become this one line too, never a Python warning or a traceback."""
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            yield img
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height > max_pixels:
+                    raise Image.DecompressionBombError("over data.max_pixels")
+                yield img
+    except Image.DecompressionBombError:
+        raise RomeError(f"{where}: image header declares more than data.max_pixels = {max_pixels} pixels; "
+                        "expected a smaller image, or raise data.max_pixels") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise RomeError(f"{where}: image does not decode ({type(exc).__name__}); expected a readable image file") from None
 
 
-def decode_image(data: bytes, where: str) -> tuple[np.ndarray, str]:
+def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str]:
     """(uint8 C,H,W with C = 1 for grayscale modes, else 3, the image's own PIL mode)."""
-    with open_image(data, where) as img:
+    with open_image(data, where, max_pixels) as img:
         img.load()
         mode = img.mode
         if mode == "P" and "transparency" in img.info:
@@ -172,6 +188,53 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path) -
                         "expected a complete .tar.gz") from None
 
 
+FILTER_REASONS = {"OutsideDestinationError": "it would land outside the folder", "AbsolutePathError": "an absolute path",
+                  "AbsoluteLinkError": "a link to an absolute path", "LinkOutsideDestinationError": "a link outside the folder",
+                  "SpecialFileError": "a device or special file"}
+ARCHIVE_EXPECTED = "expected regular files named <split>/<class>/<image> (one optional top folder)"
+
+
+def check_member(member: tarfile.TarInfo, archive: Path) -> PurePosixPath | None:
+    """The member's relative path if it is a regular file (None for a folder entry); anything else is refused.
+
+    An archive is untrusted input: tarfile's ``data`` filter (PEP 706) refuses what would land outside
+    a destination, links and device files; on top of it rome refuses absolute names, ``..`` and every
+    link (the filter allows links that stay inside), and names deeper than the layout's, so that
+    no member is ever extracted outside the cache or used as an image, and none is skipped unseen.
+    """
+    def refuse(why: str) -> RomeError:
+        return RomeError(f"{archive}: member {member.name!r} refused ({why}); {ARCHIVE_EXPECTED}")
+
+    data_filter = getattr(tarfile, "data_filter", None)  # Python >= 3.11.4; the checks below stand alone before
+    try:
+        if data_filter is not None:
+            data_filter(member, "/nonexistent-rome-cache")  # the destination only anchors its path checks
+    except tarfile.FilterError as exc:
+        raise refuse(FILTER_REASONS.get(type(exc).__name__, type(exc).__name__)) from None
+    if not (member.isfile() or member.isdir()):
+        kind = "symlink" if member.issym() else "hard link" if member.islnk() else "special file"
+        raise refuse(f"a {kind}")
+    if PurePosixPath(member.name).is_absolute():
+        raise refuse("an absolute path")
+    parts = [p for p in PurePosixPath(member.name).parts if p not in (".", "")]
+    if ".." in parts:
+        raise refuse("'..' in the path")
+    if not parts:
+        return None
+    if len(parts) > 4:  # <split>/<class>/<image> below at most one top folder
+        raise refuse(f"{len(parts)} path parts")
+    return None if member.isdir() else PurePosixPath(*parts)
+
+
+def inside(folder: Path, rel: PurePosixPath, where: str) -> Path:
+    """``folder / rel``, refused unless it resolves inside ``folder`` (a second, independent check
+    before anything is written: a checked member name can never leave the cache)."""
+    target = (folder / rel).resolve()
+    if not target.is_relative_to(folder.resolve()) or target == folder.resolve():
+        raise RomeError(f"{where}: resolves to {target}, outside {folder}; {ARCHIVE_EXPECTED}")
+    return folder / rel
+
+
 def _iter_tar(archive: Path):
     try:
         tar = tarfile.open(archive, "r:*")
@@ -179,9 +242,8 @@ def _iter_tar(archive: Path):
         raise RomeError(f"{archive}: not a readable tar archive ({type(exc).__name__}); expected a .tar.gz of <split>/<class>/<image>") from None
     try:
         for member in tar:
-            if member.isfile():
-                parts = PurePosixPath(member.name).parts
-                rel = PurePosixPath(*[p for p in parts if p not in (".", "")])
+            rel = check_member(member, archive)
+            if rel is not None:
                 yield rel, (lambda m=member: _read_member(tar, m, archive)), f"{archive}:{member.name}"
     except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
         raise RomeError(f"{archive}: corrupt or truncated archive ({type(exc).__name__}); expected a complete .tar.gz") from None
@@ -226,7 +288,7 @@ def split_keys_and_classes(root: Path, by_split: dict[str, dict[str, Any]]) -> t
     return train_key, test_key, classes
 
 
-def load_imagefolder(root: Path, resize: int | None = None) -> RawDataset:
+def load_imagefolder(root: Path, resize: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> RawDataset:
     """``<split>/<class>/<image>`` from a folder or tar archive (an optional single top folder is allowed).
 
     At least two classes (a classifier of one class learns nothing); images of other modes or
@@ -240,7 +302,7 @@ def load_imagefolder(root: Path, resize: int | None = None) -> RawDataset:
         if found is None:
             continue
         split, cls = found
-        image, mode = decode_image(read(), where)
+        image, mode = decode_image(read(), where, max_pixels)
         by_split.setdefault(split, {}).setdefault(cls, []).append(image)
         modes.add(mode)
     train_key, test_key, classes = split_keys_and_classes(root, by_split)

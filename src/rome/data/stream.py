@@ -26,7 +26,7 @@ import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from tqdm import tqdm
 from rome.artifacts import atomic_dir
 from rome.data.loaders import worker_errors
 from rome.data.resize import resize_uint8
-from rome.data.sources import (GRAY_MODES, decode_image, iter_entries, open_image, split_and_class,
+from rome.data.sources import (DEFAULT_MAX_PIXELS, GRAY_MODES, decode_image, inside, iter_entries, open_image, split_and_class,
                                split_keys_and_classes)
 from rome.errors import RomeError
 
@@ -88,13 +88,13 @@ class ScannedFolder:
         return h
 
 
-def _header(data: bytes, where: str) -> tuple[tuple[int, int], str]:
+def _header(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[tuple[int, int], str]:
     """(height, width) and PIL mode from the image header alone (no pixel decode)."""
-    with open_image(data, where) as img:
+    with open_image(data, where, max_pixels) as img:
         return (img.height, img.width), img.mode
 
 
-def scan_imagefolder(root: Path, cache: Path | None = None) -> ScannedFolder:
+def scan_imagefolder(root: Path, cache: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScannedFolder:
     """Hash and read the header of every image, in the in-memory path's order; with ``cache`` (an
     archive's extraction folder, written by the caller atomically) also write each image there."""
     by_split: dict[str, dict[str, list[tuple[str, str]]]] = {}
@@ -106,13 +106,14 @@ def scan_imagefolder(root: Path, cache: Path | None = None) -> ScannedFolder:
         if found is None:
             continue
         data = read()
-        size, mode = _header(data, where)
+        size, mode = _header(data, where, max_pixels)
         sizes.add(size)
         modes.add(mode)
         by_split.setdefault(found[0], {}).setdefault(found[1], []).append((rel.as_posix(), hashlib.sha256(data).hexdigest()))
         if cache is not None:
-            (cache / rel).parent.mkdir(parents=True, exist_ok=True)
-            (cache / rel).write_bytes(data)
+            target = inside(cache, rel, where)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
     train_key, test_key, classes = split_keys_and_classes(root, by_split)
     out = ScannedFolder(classes, {}, {}, {}, sizes, modes)
     for source, key in (("train", train_key), ("test", test_key)):
@@ -167,6 +168,10 @@ def read_index(file: Path, root: Path, channels: int, resolution: int) -> dict[s
             if tuple(next(reader, ())) != INDEX_COLUMNS:
                 raise RomeError(f"{file}: header is not {','.join(INDEX_COLUMNS)}; expected an index written by `rome prepare`")
             for split, label, path, sha in reader:
+                rel = PurePosixPath(path)
+                if rel.is_absolute() or ".." in rel.parts or len(rel.parts) not in (3, 4):
+                    raise RomeError(f"{file}: path {path!r} is not <split>/<class>/<image> inside the source; "
+                                    "expected an index written by `rome prepare` (rerun it)")
                 p, s, y = rows.setdefault(split, ([], [], []))
                 p.append(path.encode())
                 s.append(bytes.fromhex(sha))
@@ -213,8 +218,9 @@ def extract(root: Path, split_rows: dict[str, StreamSplit], cache: Path, index_s
             if hashlib.sha256(data).digest() != digest:
                 raise RomeError(f"{where}: sha256 does not match the index; the archive changed after `rome prepare` "
                                 f"(rerun it)")
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_bytes(data)
+            target = inside(tmp, rel, where)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         if wanted:
             raise RomeError(f"{root}: {len(wanted)} indexed image(s) missing, e.g. {next(iter(wanted))}; "
                             f"the archive changed after `rome prepare` (rerun it)")

@@ -8,11 +8,10 @@ Every reader fails with one line naming the file, the field, the value and what 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from rome.artifacts import check_schema_version
+from rome.artifacts import MAX_JSON_BYTES, check_schema_version, parse_json_file
 from rome.errors import RomeError
 from rome.genotype.named import published_names, resolve_genotype_ref
 from rome.genotype.text import is_arch_str
@@ -76,13 +75,14 @@ def load_genotype(path: str | Path) -> AnyGenotype:
     p = Path(path)
     if not p.is_file():
         raise RomeError(f"{p}: genotype file not found; expected a genotype.json or a text file with Genotype(...)")
-    text = p.read_text()
+    if p.stat().st_size > MAX_JSON_BYTES:
+        raise RomeError(f"{p}: {p.stat().st_size} bytes; expected a genotype file of at most {MAX_JSON_BYTES} bytes")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RomeError(f"{p}: not UTF-8 text; expected a genotype file") from None
     if p.suffix == ".json" or text.lstrip().startswith("{"):
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RomeError(f"{p}: corrupt JSON ({exc.msg} at line {exc.lineno}); expected a genotype file") from None
-        return genotype_from_document(doc, str(p))
+        return genotype_from_document(parse_json_file(p, "genotype file"), str(p))
     return parse_genotype_text(text, str(p))
 
 

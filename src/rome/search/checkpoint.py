@@ -10,6 +10,7 @@ before the key existed used: those fingerprints, and so their resumes, stay as t
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from rome.errors import RomeError
 from rome.litter import sweep_inside
 from rome.sections import SearchConfig
 
-CHECKPOINT_SCHEMA_VERSION = 1
+# 2: RNG states as tensors / lists, so weights_only loading reads the file (1 held numpy objects)
+CHECKPOINT_SCHEMA_VERSION = 2
 CHECKPOINT_FILE = "last.pt"
 NOT_FINGERPRINTED = ("workers", "nproc", "stem")
 LEGACY_STEM = "cifar"
@@ -46,19 +48,34 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     return write_bytes(path, buf.getvalue())
 
 
+FRESH_HINT = "rerun with `rome search --fresh` to discard it and start the search again"
+
+
+def read_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> Any:
+    """The file's content through ``torch.load(weights_only=True)``: tensors, containers and numbers
+    only. A checkpoint is untrusted input (it may come from elsewhere): it is never unpickled, so a
+    file that needs arbitrary objects (a crafted one, or one an older rome wrote) is refused."""
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the refusal below says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types; each means the same to the user
+        why = "Weights only load failed" in str(exc) and "holds objects other than tensors, lists and numbers, never unpickled"
+        raise RomeError(f"{path}: corrupt checkpoint ({why or type(exc).__name__}); {FRESH_HINT}") from None
+
+
 def load_checkpoint(path: Path, expected: dict[str, Any], map_location: torch.device | str = "cpu") -> dict[str, Any] | None:
     """The checkpoint at ``path`` if it exists and matches ``expected``; ``None`` when there is none."""
     sweep_inside(path.parent)  # temp files of runs killed while saving (never a live writer's)
     if not path.is_file():
         return None
-    hint = "delete the checkpoint folder or restore the params"
-    try:
-        # our own file, holding RNG states (python/numpy objects): weights_only cannot load those
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise RomeError(f"{path}: corrupt checkpoint ({type(exc).__name__}); delete it to restart the search") from None
+    hint = "delete the checkpoint folder (`rome search --fresh`) or restore the params"
+    state = read_checkpoint(path)
     if not isinstance(state, dict) or "fingerprint" not in state:
-        raise RomeError(f"{path}: not a rome search checkpoint; delete it to restart the search")
+        raise RomeError(f"{path}: not a rome search checkpoint; {FRESH_HINT}")
+    if state.get("schema_version", 0) < CHECKPOINT_SCHEMA_VERSION:
+        raise RomeError(f"{path}: schema_version = {state.get('schema_version')}: expected {CHECKPOINT_SCHEMA_VERSION}; "
+                        f"written by an older rome, {FRESH_HINT}")
     if state.get("schema_version", 0) > CHECKPOINT_SCHEMA_VERSION:
         raise RomeError(f"{path}: schema_version = {state.get('schema_version')}: expected <= {CHECKPOINT_SCHEMA_VERSION}; written by a newer rome")
     found = state["fingerprint"]

@@ -331,6 +331,27 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
         state.val_batches.close()
 
 
+def not_finite(epoch: int, what: str) -> RomeError:
+    return RomeError(f"search epoch {epoch + 1}: loss is not finite ({what}); lower search.w_lr or check the data")
+
+
+def finite_iteration(state: SearchState, tau: float, epoch: int) -> dict[str, float]:
+    """One iteration whose losses are finite; a diverged search stops with the ``search.w_lr`` line
+    before anything else fails on its NaN weights (an architecture sample drawn from NaN alphas
+    leaves a node without input, and that error would name the wrong cause)."""
+    try:
+        out = state.iteration(tau)
+    except (ValueError, RuntimeError):
+        params = [*state.model.parameters(), *state.algorithm.arch.parameters()]
+        if all(bool(torch.isfinite(p).all()) for p in params):
+            raise
+        raise not_finite(epoch, "weights or architecture parameters became NaN/inf") from None
+    bad = {k: v for k, v in out.items() if not math.isfinite(v)}
+    if bad:
+        raise not_finite(epoch, ", ".join(f"{k} {v}" for k, v in bad.items()))
+    return out
+
+
 def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
                 max_epochs_this_run: int | None, progress: bool, log: Callable[[str], None],
                 on_epoch: Callable[[dict[str, Any]], None] | None, group: ProcessGroup) -> SearchResult:
@@ -353,7 +374,7 @@ def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
         bar = tqdm(range(steps), desc=f"search {epoch + 1}/{s.epochs}", file=sys.stderr, leave=False,
                    disable=not progress, dynamic_ncols=True)
         for _ in bar:
-            out = state.iteration(tau)
+            out = finite_iteration(state, tau, epoch)
             for key, value in out.items():
                 sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{out['train_loss']:.3f}", refresh=False)
@@ -374,8 +395,7 @@ def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
             "seconds": round(time.perf_counter() - t0, 3),
         }
         if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss")):
-            raise RomeError(f"search epoch {epoch + 1}: loss is not finite (train {row['train_loss']}, val {row['val_loss']}); "
-                            "lower search.w_lr or check the data")
+            raise not_finite(epoch, f"train {row['train_loss']}, val {row['val_loss']}")
         state.history.append(row)
         state.epoch = epoch + 1
         if ckpt_path is not None and group.is_main:

@@ -126,9 +126,9 @@ def run_stream(params: dict[str, Any], data: DataConfig, out: Path, scan: Any | 
     cache_root = stream_cache_dir(params)
     if kind == "archive":  # the one pass over the archive also fills the workers' extraction cache
         with atomic_dir(cache_root / ".scan") as tmp:
-            scan = scan_imagefolder(root, cache=tmp)
+            scan = scan_imagefolder(root, cache=tmp, max_pixels=data.max_pixels)
     elif scan is None:
-        scan = scan_imagefolder(root)
+        scan = scan_imagefolder(root, max_pixels=data.max_pixels)
     resolution = scan.resolution(data.resize, root)
     test = scan.labels.get("test")
     index_map = make_splits(scan.labels["train"], test, data.test_fraction, data.subset, data.split_seed)
@@ -177,7 +177,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         # headers and hashes only: what auto decides by. An archive is not extracted on this pass although
         # a streamed one then needs a second: extraction would make every archive kept in memory write and
         # delete all its members again, which the in-memory path never needs (README, "Large datasets")
-        scan = scan_imagefolder(Path(data.root))
+        scan = scan_imagefolder(Path(data.root), max_pixels=data.max_pixels)
     if resolve_storage(data, scan) == "stream":
         return run_stream(params, data, out, scan, t0)
     raw = load_source(data)

@@ -135,7 +135,7 @@ def export_checkpoint(src: Path, dst: Path) -> None:
     (seconds, peak memory) are dropped, so the file is a pure function of params, code and data."""
     import torch
 
-    state = torch.load(src, map_location="cpu", weights_only=False)
+    state = search_checkpoint.read_checkpoint(src)
     state["history"] = [{k: v for k, v in h.items() if k not in VOLATILE} for h in state.get("history", [])]
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -155,6 +155,11 @@ def log_epoch(tracker: tracking.Tracker, row: dict[str, Any]) -> None:
         tracker.log_table("beta", ["cell_type", "entry", "p"], beta, step=step)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fresh", action="store_true",
+                        help="discard the resume checkpoint (state/<run>/search_ckpt/) and search again from epoch 0")
+
+
 def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = None) -> Path:
     from rome.data.prepared import load_prepared
     from rome.search.loop import SearchData, run_search
@@ -170,6 +175,11 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     prepared = load_prepared(input_dir(params, "prepare"), stream_cache_dir(params))
     data = SearchData.from_prepared(prepared)
     ckpt_dir = checkpoint_dir(params, "search")
+    if group.is_main and args is not None and getattr(args, "fresh", False):
+        # only the file rome's search writes there (and its temp files): a user's file beside it stays
+        for file in (ckpt_dir.glob(f"{search_checkpoint.CHECKPOINT_FILE}*") if ckpt_dir.is_dir() else ()):
+            file.unlink()
+    group.barrier()
     if not group.is_main:
         run_search(SearchConfig.from_params(params), params["seed"], params["data"]["dataset"], data, ckpt_dir,
                    device, group=group)

@@ -8,6 +8,7 @@ RNG state needs to travel in the checkpoint (which timm's weights-only loader co
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,12 @@ class Saver(CheckpointSaver):
 
 
 def _read_resume_file(file: Path) -> dict[str, Any]:
+    """timm's reader, which loads with ``torch.load(weights_only=True)``: a resume file is untrusted
+    data (tensors, containers, numbers), never unpickled; anything else is refused in one line."""
     try:
-        ckpt = load_checkpoint_metadata(str(file))
+        with warnings.catch_warnings():  # torch's pickle-protocol notes: the refusal below says it all
+            warnings.simplefilter("ignore")
+            ckpt = load_checkpoint_metadata(str(file))
     except Exception as exc:  # torch raises several types for truncated / foreign files
         raise RomeError(f"{file}: cannot read the resume checkpoint ({type(exc).__name__}); "
                         f"delete the folder or run `rome train --fresh`") from None

@@ -7,7 +7,6 @@ deployable network: no auxiliary head (it exists only while training) and no dro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import timm
 import torch
 
+from rome.artifacts import parse_json_file
 from rome.errors import RomeError
 from rome.genotype.files import GENOTYPE_FILE, load_genotype
 from rome.genotype.named import resolve_genotype_ref
@@ -57,7 +57,7 @@ def load_source(path: Path) -> GenotypeSource:
     genotype = load_genotype(path)  # one-line RomeError on a missing or malformed file
     space, prov = None, None
     if path.suffix == ".json":
-        doc = json.loads(path.read_text())
+        doc = parse_json_file(path, "genotype file")
         if isinstance(doc, dict):
             space, prov = doc.get("space"), doc.get("provenance")
     if space is None:
