@@ -17,7 +17,6 @@ import torch
 
 from rome.artifacts import write_bytes
 from rome.errors import RomeError
-from rome.litter import sweep_inside
 from rome.sections import SearchConfig
 
 CHECKPOINT_SCHEMA_VERSION = 1
@@ -48,7 +47,6 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: Path, expected: dict[str, Any], map_location: torch.device | str = "cpu") -> dict[str, Any] | None:
     """The checkpoint at ``path`` if it exists and matches ``expected``; ``None`` when there is none."""
-    sweep_inside(path.parent)  # temp files of runs killed while saving (never a live writer's)
     if not path.is_file():
         return None
     hint = "delete the checkpoint folder or restore the params"

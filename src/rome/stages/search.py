@@ -20,6 +20,7 @@ from typing import Any
 
 from rome import distributed, tracking
 from rome.artifacts import atomic_dir, provenance, write_bytes, write_run_record
+from rome.outputs import LAYOUTS
 from rome.paths import checkpoint_dir, input_dir, stream_cache_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.search import checkpoint as search_checkpoint
@@ -147,7 +148,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         tracker.use_artifact(prepared.path, tracking.artifact_name(params, "dataset"), "dataset")
         result = run_search(SearchConfig.from_params(params), params["seed"], params["data"]["dataset"], data, ckpt_dir,
                             device, on_epoch=lambda row: log_epoch(tracker, row), group=group)
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, LAYOUTS["search"]) as tmp:
             write_outputs(tmp, result, params, prepared.data_sha256)
             export_checkpoint(ckpt_dir / search_checkpoint.CHECKPOINT_FILE, tmp / CHECKPOINT_FILE)
         tracker.summary({k: result.history[-1][k] for k in ("val_acc", "val_loss", "n_param_free_normal")})
