@@ -203,7 +203,8 @@ def slurm_job() -> dict[str, str | None] | None:
 
 def write_run_record(params: dict[str, Any], stage: str, artifact: Path, wandb_run_id: str | None = None,
                      **facts: Any) -> Path:
-    """The volatile facts of a stage's run, kept in state/ beside (never inside) the artifact.
+    """The volatile facts of a stage's run, kept in state/ (never inside the artifact), one per output
+    folder (``rome.paths.run_record_path``).
 
     When, where (host, and the Slurm job and GPUs when run by Slurm), by which commit, under which
     DVC stage and W&B run, and how long: what a reader wants to know but must not change the artifact's bytes. ``rome audit`` shows it.
@@ -223,4 +224,4 @@ def write_run_record(params: dict[str, Any], stage: str, artifact: Path, wandb_r
         "slurm": slurm_job(),
         **facts,
     }
-    return write_json(run_record_path(params, stage), record)
+    return write_json(run_record_path(params, stage, artifact), record)

@@ -53,7 +53,7 @@ def read_metric(run: Run, metric: str) -> float | None:
     stage, key = SOURCES[metric]
     folder = run.folder(stage)
     if key is None:  # search memory: a measurement, kept in the run record, never in the artifact
-        record_file = run_record_path(_run_params(run, "search"), "search")
+        record_file = run_record_path(_run_params(run, "search"), "search", folder)
         if not (folder / "metrics.json").is_file() or not record_file.is_file():
             return None
         peaks = [e["peak_memory_mb"] for e in read_json(record_file, "search run record").get("epochs", [])]
@@ -77,7 +77,7 @@ def read_metric(run: Run, metric: str) -> float | None:
 
 def run_commit(run: Run, stage: str) -> str | None:
     """The commit (``+dirty`` when src/ had changes) that ran a run's last stage, from its run record."""
-    record_file = run_record_path(_run_params(run, stage), stage)
+    record_file = run_record_path(_run_params(run, stage), stage, run.folder(stage))
     if not record_file.is_file():
         return None
     git = read_json(record_file, f"{stage} run record").get("git") or {}
