@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--write-dvc", action="store_true", help="only write tables/pipelines/<scale>/dvc.yaml")
     mode.add_argument("--check", action="store_true", help="validate the table files and scales; print a summary")
     mode.add_argument("--audit", metavar="ROW", help="`rome audit` each finished run of a row against its own params and data")
+    parser.add_argument("--force", action="store_true",
+                        help="with --report: write it even if it holds fewer filled rows than the report it replaces")
     parser.add_argument("--cores", type=int, default=2, help="Snakemake --cores (default: %(default)s)")
 
 
@@ -89,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
         return _audit(tables, scale, args.audit)
     if args.report:
         for t in tables:
-            for path in write_report(t, scale, plan_table(t, scale)):
+            for path in write_report(t, scale, plan_table(t, scale), force=args.force):
                 print(path)
         return 0
     if args.write_dvc or args.engine == "dvc":
