@@ -90,14 +90,14 @@ def protected_reason(folder: Path) -> str | None:
         return "it is the file system root"
     if target == cwd:
         return "it is the working folder"
-    if target in cwd.parents:
-        return "it is an ancestor of the working folder"
-    if target == Path.home().resolve():
-        return "it is the home folder"
     for start in (cwd, Path(__file__).resolve().parent):
         repo = next((p for p in (start, *start.parents) if (p / ".git").exists()), None)
         if repo is not None and target == repo:
             return "it is a repository root"
+    if target in cwd.parents:
+        return "it is an ancestor of the working folder"
+    if target == Path.home().resolve():
+        return "it is the home folder"
     return None
 
 
