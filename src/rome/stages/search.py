@@ -15,6 +15,7 @@ import argparse
 import io
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,20 @@ def write_outputs(folder: Path, result: Any, params: dict[str, Any], data_sha: s
         {"val_acc": last["val_acc"], "val_loss": last["val_loss"], "n_param_free_normal": last["n_param_free_normal"]})
 
 
+def _interned(obj: Any) -> Any:
+    """``obj`` with every string interned, so pickle's memo (which shares *identical* objects) writes
+    the same bytes whatever the strings' history: a resumed run's optimizer state holds keys read back
+    from the checkpoint (several equal string objects) where an uninterrupted run holds one literal,
+    and without this the resumed ``checkpoint.pt`` differed from the uninterrupted one in bytes only."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        return type(obj)((_interned(k), _interned(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)) and type(obj) in (list, tuple):
+        return type(obj)(_interned(v) for v in obj)
+    return obj
+
+
 def export_checkpoint(src: Path, dst: Path) -> None:
     """The finished run's checkpoint, as the artifact keeps it: the measured per-epoch figures
     (seconds, peak memory) are dropped, so the file is a pure function of params, code and data."""
@@ -106,7 +121,7 @@ def export_checkpoint(src: Path, dst: Path) -> None:
     state = torch.load(src, map_location="cpu", weights_only=False)
     state["history"] = [{k: v for k, v in h.items() if k not in VOLATILE} for h in state.get("history", [])]
     buf = io.BytesIO()
-    torch.save(state, buf)
+    torch.save(_interned(state), buf)
     write_bytes(dst, buf.getvalue())
 
 
