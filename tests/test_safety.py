@@ -224,6 +224,25 @@ def test_unwritable_output_place_is_one_line(ws: Path, capsys: pytest.CaptureFix
     assert not [p for p in ws.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
 
+def test_read_only_place_fails_at_the_first_write_naming_the_folder(ws: Path, capsys: pytest.CaptureFixture,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first write of a run is its lock beside the folder: on a read-only mount that fails, and the
+    line still names the folder (the lock file in brackets), not a traceback from filelock."""
+    out = ws / "mnt" / "out"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        if self == ws / "mnt":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    rc, lines = rome(ws, capsys, "prepare", "--out", str(out))
+    line = one_error(rc, lines, "prepare", os.strerror(errno.EROFS))
+    assert line.startswith(f"rome prepare: error: {out}: cannot write there"), line
+    assert sorted(p.name for p in ws.iterdir()) == ["params.yaml", "results"]
+
+
 def test_busy_output_folder_leaves_no_temporary_folder(ws: Path, capsys: pytest.CaptureFixture,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The old folder cannot be renamed (a mount point, an immutable folder): one line, old one intact, no temp."""

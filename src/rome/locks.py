@@ -21,7 +21,7 @@ from typing import Any
 
 from filelock import MarkerSoftFileLock, Timeout
 
-from rome.errors import RomeError
+from rome.errors import RomeError, is_unwritable, unwritable_error
 from rome.paths import RESUMABLE, checkpoint_dir
 
 logger = logging.getLogger(__name__)
@@ -63,10 +63,10 @@ def _dead_holder(owner: Any) -> int | None:
 @contextlib.contextmanager
 def _hold_one(folder: Path, wait: bool, dead: dict[Path, set[int]]) -> Iterator[None]:
     path = lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = MarkerSoftFileLock(str(path))
     previous = lock.owner
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)  # takes over the marker of a dead holder on this host
     except Timeout:
         holder = describe_holder(lock)
@@ -76,6 +76,10 @@ def _hold_one(folder: Path, wait: bool, dead: dict[Path, set[int]]) -> Iterator[
         logger.info(f"rome: {folder} is in use by {holder}; waiting for it (--wait)")
         previous = None  # a live holder that finished: it cleaned up after itself
         lock.acquire(poll_interval=1.0)
+    except OSError as exc:  # after Timeout, which is an OSError too
+        if is_unwritable(exc):  # the lock is the first write: a read-only/immutable place fails here
+            raise unwritable_error(folder, exc) from None
+        raise
     if (pid := _dead_holder(previous)) is not None:
         dead.setdefault(folder, set()).add(pid)
     try:
