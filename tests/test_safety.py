@@ -14,13 +14,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, copy_working_tree
+
 from rome import artifacts, cli
 from rome.config import load_params
 from rome.paths import checkpoint_dir, run_record_path
@@ -289,7 +288,7 @@ def test_sigterm_stops_in_one_line_and_resume_is_byte_identical(ws: Path, tmp_pa
     rc, err = _stop_after_first_epoch(ws, signal.SIGTERM)
     assert rc == 143, err
     assert re.search(r"^rome search: stopped by SIGTERM after epoch [12]/3; rerun the same command to resume$", err,
-                     re.M), err
+                     re.MULTILINE), err
     assert "Traceback" not in err
     assert not [p for p in ws.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
     resumed = subprocess.run(_search_cmd(ws), cwd=ws, env=env(), capture_output=True, text=True, timeout=300)
@@ -307,7 +306,7 @@ def test_sigterm_stops_in_one_line_and_resume_is_byte_identical(ws: Path, tmp_pa
 def test_sigint_stops_in_one_line_with_130(ws: Path) -> None:
     rc, err = _stop_after_first_epoch(ws, signal.SIGINT)
     assert rc == 130, err
-    assert re.search(r"^rome search: stopped by SIGINT after epoch [12]/3; rerun the same command to resume$", err, re.M)
+    assert re.search(r"^rome search: stopped by SIGINT after epoch [12]/3; rerun the same command to resume$", err, re.MULTILINE)
     assert "Traceback" not in err
 
 

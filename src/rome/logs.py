@@ -51,7 +51,7 @@ class LineTrackingStream:
     first when the last write left a partial line. Everything else is the wrapped stream's.
     """
 
-    def __init__(self, stream) -> None:  # noqa: ANN001 - any text stream
+    def __init__(self, stream) -> None:
         self._stream = stream
         self.partial = False
 
@@ -64,7 +64,7 @@ class LineTrackingStream:
         if self.partial:
             self.write("\n")
 
-    def __getattr__(self, name: str):  # noqa: ANN204 - delegate flush, isatty, fileno, encoding...
+    def __getattr__(self, name: str):  # delegates flush, isatty, fileno, encoding...
         return getattr(self._stream, name)
 
 
