@@ -271,7 +271,10 @@ def _search_cmd(ws: Path) -> list[str]:
 
 
 def _stop_after_first_epoch(ws: Path, sig: int) -> tuple[int, str]:
-    p = subprocess.Popen(_search_cmd(ws), cwd=ws, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: under a backgrounded pytest it is inherited as ignored,
+    # and rome (like Python) leaves an ignored SIGINT ignored
+    p = subprocess.Popen(_search_cmd(ws), cwd=ws, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in p.stderr:
         seen.append(line)

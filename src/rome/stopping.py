@@ -43,7 +43,9 @@ def on_signals() -> Iterator[None]:
         yield
         return
     _reached.clear()
-    previous = {s: signal.signal(s, _raise) for s in SIGNALS}
+    # A signal ignored when the block starts stays ignored: a shell starts a background job (`&`) with
+    # SIGINT ignored so that Ctrl-C in the terminal does not stop it, and nohup-like launchers rely on it.
+    previous = {s: signal.signal(s, _raise) for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
