@@ -370,7 +370,6 @@ def test_two_out_folders_keep_two_run_records(ws: Path, capsys: pytest.CaptureFi
 # ----------------------------------------------------------------------------- outputs made by the other engine
 
 
-@pytest.mark.slow
 def test_snakemake_does_not_serve_dvc_outputs_made_with_other_params(tmp_path: Path) -> None:
     from test_staleness import copy_repo, set_yaml, sh, smk_jobs
 

@@ -126,13 +126,14 @@ def check_replaceable(folder: str | Path, layout: Layout | None) -> None:
     if not names:
         return
     if layout.shared:
-        names = [n for n in names if _owned(n, layout)]
+        # files only: an engine creates the (empty) folders of its declared outputs before the job runs
+        names = [n for n in names if _owned(n, layout) and not (folder / n).is_dir()]
         if not names:
             return
         foreign: list[str] = [] if stage_document(folder, layout) is not None else names
     else:
         foreign = [n for n in names if not _owned(n, layout)]
-        if not foreign and stage_document(folder, layout) is None:
+        if not foreign and layout.document is not None and stage_document(folder, layout) is None:
             foreign = names  # this stage's file names, but no document of it: not provably ours
     if foreign:
         shown = ", ".join(foreign[:SHOWN]) + (f" and {len(foreign) - SHOWN} more" if len(foreign) > SHOWN else "")
