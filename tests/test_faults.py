@@ -335,15 +335,17 @@ def test_litter_of_dead_runs_is_swept_live_writers_untouched(ws: Path, capsys: p
         in_flight = [seed_dir / f".search.tmp-{live.pid}", ckpt / f".last.pt.tmp-{live.pid}"]
         in_flight[0].mkdir()
         in_flight[1].write_bytes(b"being written")
-        # loading a checkpoint removes the dead run's temp file, never a live run's being written
+        # loading a checkpoint removes nothing, never a live run's file being written
         assert load_checkpoint(ckpt / "last.pt", {}) is None and in_flight[1].exists()
         in_flight[1].unlink()  # (the lock keeps live writers out of this folder: a finishing run empties it)
         in_flight = in_flight[:1]
         rc, lines = rome(ws, capsys, "search")
         assert rc == 0, lines
-        assert not any(p.exists() for p in stale)
+        # a dead PID in a name is no proof that rome made it (issue 19): without the lock record of that
+        # PID (tests/test_safety.py sweeps those) the names beside the folder stay
+        assert stale[0].exists() and stale[1].exists()
         assert all(p.exists() for p in in_flight), "a live process's temp files must never be removed"
-        assert any("removed 2 temporary file(s) of killed runs" in line for line in lines), lines
+        assert not any("temporary file(s) of killed runs" in line for line in lines), lines
     finally:
         live.kill()
         live.wait()

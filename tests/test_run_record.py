@@ -24,7 +24,9 @@ def test_run_record_names_the_slurm_job_and_its_gpus(tmp_path: Path, monkeypatch
     monkeypatch.setenv("SLURM_STEP_GPUS", "1")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     path = write_run_record(params, "search", tmp_path / "a")
-    assert path == tmp_path / "state" / "mnist5k" / "darts" / "rome" / "seed0" / "search.run.json"
+    # keyed by the output folder (issue 19): --out a, not the derived folder, gets its own record beside it
+    assert path.parent == tmp_path / "state" / "mnist5k" / "darts" / "rome" / "seed0"
+    assert path.name.startswith("search.out-") and path.name.endswith(".run.json")
     slurm = json.loads(path.read_text())["slurm"]
     assert slurm == {**dict.fromkeys(SLURM_JOB_ENV), "SLURM_JOB_ID": "42", "SLURM_JOB_PARTITION": "gpu",
                      "SLURM_GPUS_ON_NODE": "1", "SLURM_STEP_GPUS": "1", "CUDA_VISIBLE_DEVICES": "0"}

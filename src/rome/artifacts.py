@@ -20,7 +20,8 @@ from typing import Any
 
 from rome import __version__
 from rome.config import params_hash
-from rome.errors import RomeError, disk_full_error, is_disk_full
+from rome.errors import RomeError, disk_full_error, is_disk_full, is_unwritable, unwritable_error
+from rome.outputs import Layout, check_replaceable
 from rome.paths import run_record_path
 from rome.pipeline.codedeps import code_identity
 
@@ -121,26 +122,62 @@ def check_schema_version(doc: dict[str, Any], supported: int, path: str | Path, 
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces ``final`` in one rename."""
+def atomic_dir(final: str | Path, layout: Layout | None = None) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``final`` in one rename.
+
+    ``final`` is replaced only if ``rome.outputs.check_replaceable`` allows it under ``layout`` (the
+    stage's artifact layout; None for a folder rome keeps under state/), checked again at the swap. On
+    any failure the temporary folder is removed and the old ``final`` left in place; a full disk, a
+    read-only, immutable or busy place is one line naming ``final`` (``rome.errors``).
+    """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    check_replaceable(final, layout)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():  # this very PID's, from a killed run whose PID was recycled to us
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    except OSError as exc:
+        raise _write_error(final, exc) from None
     try:
         yield tmp
+        check_replaceable(final, layout)  # a long run: the folder may have changed meanwhile
+        _swap(tmp, final)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if is_disk_full(exc):  # e.g. safetensors' save_file, which raises its own type
-            raise disk_full_error(final) from None
+        if _is_write_error(exc):
+            raise _write_error(final, exc) from None
         raise
+
+def _is_write_error(exc: BaseException) -> bool:
+    return is_disk_full(exc) or is_unwritable(exc)
+
+
+def _write_error(final: Path, exc: BaseException) -> BaseException:
+    if is_disk_full(exc):  # e.g. safetensors' save_file, which raises its own type
+        return disk_full_error(final)
+    if is_unwritable(exc):
+        return unwritable_error(final, exc)
+    return exc
+
+
+def _swap(tmp: Path, final: Path) -> None:
+    """``tmp`` -> ``final``; the previous ``final`` (checked to be this stage's) goes to ``.old-<PID>``
+    and is deleted only once the new one is in place; if the second rename fails it is put back."""
     old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    moved = False
     if final.exists():
         os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+        moved = True
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if moved:
+            os.replace(old, final)
+        raise
+    if moved:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -198,7 +235,8 @@ def slurm_job() -> dict[str, str | None] | None:
 
 def write_run_record(params: dict[str, Any], stage: str, artifact: Path, wandb_run_id: str | None = None,
                      **facts: Any) -> Path:
-    """The volatile facts of a stage's run, kept in state/ beside (never inside) the artifact.
+    """The volatile facts of a stage's run, kept in state/ (never inside the artifact), one per output
+    folder (``rome.paths.run_record_path``).
 
     When, where (host, and the Slurm job and GPUs when run by Slurm), by which commit, under which
     DVC stage and W&B run, and how long: what a reader wants to know but must not change the artifact's bytes. ``rome audit`` shows it.
@@ -218,4 +256,4 @@ def write_run_record(params: dict[str, Any], stage: str, artifact: Path, wandb_r
         "slurm": slurm_job(),
         **facts,
     }
-    return write_json(run_record_path(params, stage), record)
+    return write_json(run_record_path(params, stage, artifact), record)

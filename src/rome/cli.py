@@ -23,9 +23,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from rome import __version__
-from rome.errors import RomeError, is_disk_full
-from rome.logs import configure_logging
+from rome import __version__, stopping
+from rome.errors import RomeError, is_disk_full, is_unwritable, unwritable_error
+from rome.logs import LineTrackingStream, close_progress_bars, configure_logging
+from rome.outputs import LAYOUTS, check_replaceable
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,24 @@ def torchrun_argv(nproc: int, argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stderr = sys.stderr
+    sys.stderr = LineTrackingStream(stderr)  # an error line must start its own line (rome.logs)
+    try:
+        return _main(argv)
+    finally:
+        sys.stderr = stderr
+
+
+def _say(line: str) -> None:
+    """A last line on stderr, on a line of its own: open progress bars closed, a partial line ended."""
+    close_progress_bars()
+    start_line = getattr(sys.stderr, "start_line", None)
+    if start_line is not None:
+        start_line()
+    print(line, file=sys.stderr)
+
+
+def _main(argv: list[str] | None) -> int:
     if not sys.stderr.isatty():
         # logs (DVC, Snakemake, SLURM): a progress line every 30 s instead of one per step
         os.environ.setdefault("TQDM_MININTERVAL", "30")
@@ -139,71 +158,90 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(selected, full=not ({"-h", "--help"} & set(argv)))
     args = parser.parse_args(argv)
     module = stage_module(args.stage)
-    out: Path | None = None
     try:
-        if args.stage in NOT_STAGES:
-            return int(module.main(args) or 0)
-        from rome import litter, locks
-        from rome.config import load_params
-        from rome.paths import stage_dir, using_inputs
-
-        params = load_params(args.params, args.overrides)
-        if getattr(args, "estimate", False):  # a measurement, not a run: no lock, no sweep, nothing written
-            return int(module.estimate(params, args) or 0)
-        out = Path(args.out if args.out is not None else stage_dir(params, args.stage))
-        if args.threads is not None:
-            import torch
-
-            torch.set_num_threads(max(1, args.threads))
-        nproc = int(params.get(args.stage, {}).get("nproc", 1)) if args.stage in DISTRIBUTED_STAGES else 1
-        if nproc > 1 and "WORLD_SIZE" not in os.environ:
-            # search.nproc / train.nproc: run this very command under torchrun (DVC, Snakemake, shell alike)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.execv(sys.executable, torchrun_argv(nproc, argv))
-        group = None
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            if args.stage not in DISTRIBUTED_STAGES:
-                raise RomeError(f"WORLD_SIZE = {os.environ['WORLD_SIZE']}: rome {args.stage} runs in one process; "
-                                f"expected it launched without torchrun (only {' and '.join(DISTRIBUTED_STAGES)} "
-                                "run across processes)")
-            from rome import distributed
-            from rome.reproducibility import resolve_device
-
-            group = distributed.init(resolve_device(params["device"]))
-        try:
-            if group is not None and not group.is_main:
-                # rank 0 alone holds the locks, sweeps and writes; the others compute with it
-                with using_inputs(parse_inputs(args.inputs)):
-                    module.run(params, out, args)
-                return 0  # rank 0 prints the folder: one last line on stdout, as with one process
-            else:
-                folders = locks.stage_folders(params, args.stage, out)
-                with locks.hold(folders, wait=args.wait), using_inputs(parse_inputs(args.inputs)):
-                    swept = [p for folder in folders for p in litter.sweep(folder)]
-                    if swept:
-                        logger.warning("rome %s: removed %d temporary file(s) of killed runs: %s",
-                                       args.stage, len(swept), ", ".join(str(p) for p in swept))
-                    written = module.run(params, out, args)
-        finally:
-            if group is not None:
-                distributed.shutdown()
+        with stopping.on_signals():
+            if args.stage in NOT_STAGES:
+                return int(module.main(args) or 0)
+            written = _run_stage(module, args, argv)
     except OSError as exc:
-        if not is_disk_full(exc):
+        where = exc.filename or args.__dict__.get("out") or "the output folder"
+        if is_disk_full(exc):
+            # a write outside rome's own helpers (e.g. a library appending to a CSV): still one line
+            _say(f"rome {args.stage}: error: {where}: no space left on device; free space there "
+                 f"or write elsewhere (--out DIR, or results_dir)")
+        elif is_unwritable(exc):
+            _say(f"rome {args.stage}: error: {' '.join(str(unwritable_error(where, exc)).split())}")
+        else:
             raise
-        # a write outside rome's own helpers (e.g. a library appending to a CSV): still one line
-        print(f"rome {args.stage}: error: {exc.filename or out}: no space left on device; free space there "
-              f"or write elsewhere (--out DIR, or results_dir)", file=sys.stderr)
         return 2
     except RomeError as exc:
         one_line = " ".join(str(exc).split())  # the promise is ONE line, whatever a library put in it
-        print(f"rome {args.stage}: error: {one_line}", file=sys.stderr)
+        _say(f"rome {args.stage}: error: {one_line}")
         return 2
-    except KeyboardInterrupt:
-        print(f"rome {args.stage}: interrupted", file=sys.stderr)
+    except stopping.Stopped as exc:
+        _say(stopping.message(args.stage, exc.signum))
+        return stopping.exit_code(exc.signum)
+    except KeyboardInterrupt:  # before the handlers were installed
+        _say(f"rome {args.stage}: interrupted")
         return 130
+    if written is None:  # a non-main rank of a distributed run, or --estimate (it printed its own lines)
+        return 0
     print(written)
     return 0
+
+
+def _run_stage(module: ModuleType, args: argparse.Namespace, argv: list[str]) -> Path | None:
+    """Resolve params and the output folder, refuse an output that is not ours to replace, take the
+    folder locks, sweep the provable litter of killed runs, run the stage; its artifact folder."""
+    from rome import litter, locks
+    from rome.config import load_params
+    from rome.paths import stage_dir, using_inputs
+
+    params = load_params(args.params, args.overrides)
+    if getattr(args, "estimate", False):  # a measurement, not a run: no lock, no sweep, nothing written
+        module.estimate(params, args)
+        return None
+    out = Path(args.out if args.out is not None else stage_dir(params, args.stage))
+    is_main_rank = os.environ.get("RANK", "0") == "0"
+    if is_main_rank:  # before any work, lock or torchrun: a folder we may not replace is refused now
+        check_replaceable(out, LAYOUTS.get(args.stage))
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+    nproc = int(params.get(args.stage, {}).get("nproc", 1)) if args.stage in DISTRIBUTED_STAGES else 1
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        # search.nproc / train.nproc: run this very command under torchrun (DVC, Snakemake, shell alike)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, torchrun_argv(nproc, argv))
+    group = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if args.stage not in DISTRIBUTED_STAGES:
+            raise RomeError(f"WORLD_SIZE = {os.environ['WORLD_SIZE']}: rome {args.stage} runs in one process; "
+                            f"expected it launched without torchrun (only {' and '.join(DISTRIBUTED_STAGES)} "
+                            "run across processes)")
+        from rome import distributed
+        from rome.reproducibility import resolve_device
+
+        group = distributed.init(resolve_device(params["device"]))
+    try:
+        if group is not None and not group.is_main:
+            # rank 0 alone holds the locks, sweeps and writes; the others compute with it
+            with using_inputs(parse_inputs(args.inputs)):
+                module.run(params, out, args)
+            return None  # rank 0 prints the folder: one last line on stdout, as with one process
+        folders = locks.stage_folders(params, args.stage, out)
+        with locks.hold(folders, wait=args.wait) as dead, using_inputs(parse_inputs(args.inputs)):
+            # leftovers of killed runs, proven theirs by the lock each dead run held (rome.litter)
+            swept = [p for folder in folders for p in litter.sweep(folder, dead.get(Path(folder).absolute(), set()))]
+            if swept:
+                logger.warning("rome %s: removed %d temporary file(s) of killed runs: %s",
+                               args.stage, len(swept), ", ".join(str(p) for p in swept))
+            return module.run(params, out, args)
+    finally:
+        if group is not None:
+            distributed.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """The one exception type users see: the CLI prints its message as a single line and exits 2.
 
 A full disk is bad input of a kind too (the place to write): ``is_disk_full`` recognises it
-whatever type a library raised it as, ``disk_full_error`` says so in one line naming the path.
+whatever type a library raised it as, ``disk_full_error`` says so in one line naming the path; a
+read-only, immutable or busy place likewise (``is_unwritable`` / ``unwritable_error``).
 """
 
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 
@@ -32,3 +34,19 @@ def is_disk_full(exc: BaseException) -> bool:
 def disk_full_error(path: str | Path) -> DiskFullError:
     return DiskFullError(f"{path}: no space left on device; free space there or write elsewhere "
                      f"(--out DIR, or results_dir)")
+
+
+# A place rome cannot write: read-only mount, immutable file (chattr +i), no permission, a mount point.
+UNWRITABLE_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.EBUSY)
+
+
+def is_unwritable(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in UNWRITABLE_ERRNOS
+
+
+def unwritable_error(path: str | Path, exc: BaseException) -> RomeError:
+    """One line naming the folder and what the system said (``os.strerror``), e.g. Read-only file system."""
+    code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.EIO
+    where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename and str(exc.filename) != str(path) else ""
+    return RomeError(f"{path}: cannot write there: {os.strerror(code)} [{errno.errorcode.get(code, code)}]{where}; "
+                     f"nothing was replaced; make it writable or write elsewhere (--out DIR, or results_dir)")

@@ -1,9 +1,11 @@
-"""Temporary files and folders of killed runs, removed at the next run of the same stage.
+"""Temporary files and folders of killed runs, removed at the next run of the same stage, if provably rome's.
 
 Atomic writes (``rome.artifacts``) leave ``.<name>.tmp-<PID>`` (and ``.<name>.old-<PID>`` while a
-folder is swapped) when a run is killed mid-write; nothing else ever removes them. Only entries
-whose process is gone are removed (or that carry this process's own PID: a recycled PID, since
-this run has written nothing yet), so a live writer's temp file is never touched.
+folder is swapped) when a run is killed mid-write. A name alone proves nothing (a user may keep a
+file called ``.search.old-123``), so the proof is the lock record (``rome.locks``): a run holds the
+lock of every folder it writes, and the lock's marker records its PID. When the next run takes over
+the marker of a dead holder, entries of *that* PID beside and inside *that* folder are its litter
+and are removed; anything else, whatever its name, is left alone.
 """
 
 from __future__ import annotations
@@ -12,15 +14,12 @@ import glob
 import os
 import re
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 
 import psutil
 
 LITTER = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
-
-
-def _owner_gone(pid: int) -> bool:
-    return pid == os.getpid() or not psutil.pid_exists(pid)
 
 
 def _remove(path: Path) -> None:
@@ -30,24 +29,29 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _sweep(candidates: list[Path], name: str | None) -> list[Path]:
+def _sweep(candidates: list[Path], name: str | None, pids: Collection[int]) -> list[Path]:
     removed = []
     for path in sorted(candidates):
         m = LITTER.match(path.name)
-        if m and (name is None or m["name"] == name) and _owner_gone(int(m["pid"])):
+        if not m or (name is not None and m["name"] != name):
+            continue
+        pid = int(m["pid"])
+        if pid in pids and pid != os.getpid() and not psutil.pid_exists(pid):
             _remove(path)
             removed.append(path)
     return removed
 
 
-def sweep_inside(folder: Path) -> list[Path]:
-    """``.<file>.tmp-<PID>`` inside ``folder`` (a checkpoint folder written file by file)."""
-    return _sweep(list(folder.iterdir()), None) if folder.is_dir() else []
+def sweep_inside(folder: Path, pids: Collection[int]) -> list[Path]:
+    """``.<file>.tmp-<PID>`` inside ``folder`` (a checkpoint folder written file by file), PID in ``pids``."""
+    return _sweep(list(folder.iterdir()), None, pids) if folder.is_dir() and not folder.is_symlink() else []
 
 
-def sweep(folder: Path) -> list[Path]:
-    """Litter of ``folder`` beside it (``.<folder>.tmp-<PID>``, ``.old-<PID>``) and inside it."""
+def sweep(folder: Path, pids: Collection[int]) -> list[Path]:
+    """Litter of ``folder`` beside it (``.<folder>.tmp-<PID>``, ``.old-<PID>``) and inside it, made by
+    the processes ``pids`` (the dead holders of the folder's lock: the proof that rome made them)."""
     folder = Path(folder)
+    if not pids:
+        return []
     beside = list(folder.parent.glob(f".{glob.escape(folder.name)}.*")) if folder.parent.is_dir() else []
-    return _sweep(beside, folder.name) + sweep_inside(folder)
-
+    return _sweep(beside, folder.name, pids) + sweep_inside(folder, pids)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from filelock import MarkerSoftFileLock, Timeout
 
-from rome.errors import RomeError
+from rome.errors import RomeError, is_unwritable, unwritable_error
 from rome.paths import RESUMABLE, checkpoint_dir
 
 logger = logging.getLogger(__name__)
@@ -51,12 +52,21 @@ def describe_holder(lock: MarkerSoftFileLock, settle_s: float = 2.0) -> str:
     return f"PID {owner.pid} on host {owner.hostname}"
 
 
+def _dead_holder(owner: Any) -> int | None:
+    """The PID of the marker read just before our acquire succeeded over it: a dead process of this host
+    (filelock takes over no other), the proof ``rome.litter`` needs that its leftovers are rome's."""
+    if owner is None or owner.pid == os.getpid():
+        return None
+    return int(owner.pid)
+
+
 @contextlib.contextmanager
-def _hold_one(folder: Path, wait: bool) -> Iterator[None]:
+def _hold_one(folder: Path, wait: bool, dead: dict[Path, set[int]]) -> Iterator[None]:
     path = lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = MarkerSoftFileLock(str(path))
+    previous = lock.owner
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)  # takes over the marker of a dead holder on this host
     except Timeout:
         holder = describe_holder(lock)
@@ -64,7 +74,14 @@ def _hold_one(folder: Path, wait: bool) -> Iterator[None]:
             raise RomeError(f"{folder}: in use by another rome run ({holder}; lock {path}); let it finish, "
                             f"rerun with --wait, or delete the lock if that process is gone") from None
         logger.info(f"rome: {folder} is in use by {holder}; waiting for it (--wait)")
+        previous = None  # a live holder that finished: it cleaned up after itself
         lock.acquire(poll_interval=1.0)
+    except OSError as exc:  # after Timeout, which is an OSError too
+        if is_unwritable(exc):  # the lock is the first write: a read-only/immutable place fails here
+            raise unwritable_error(folder, exc) from None
+        raise
+    if (pid := _dead_holder(previous)) is not None:
+        dead.setdefault(folder, set()).add(pid)
     try:
         yield
     finally:
@@ -72,9 +89,11 @@ def _hold_one(folder: Path, wait: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def hold(folders: Iterable[Path], wait: bool = False) -> Iterator[None]:
-    """Hold the lock of every folder, taken in sorted order so two runs never deadlock."""
+def hold(folders: Iterable[Path], wait: bool = False) -> Iterator[dict[Path, set[int]]]:
+    """Hold the lock of every folder, taken in sorted order so two runs never deadlock; yields, per
+    (absolute) folder, the PIDs of dead holders whose markers were taken over (``rome.litter``)."""
+    dead: dict[Path, set[int]] = {}
     with contextlib.ExitStack() as stack:
         for folder in sorted({Path(f).absolute() for f in folders}):
-            stack.enter_context(_hold_one(folder, wait))
-        yield
+            stack.enter_context(_hold_one(folder, wait, dead))
+        yield dead

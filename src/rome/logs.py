@@ -9,6 +9,7 @@ Progress bars (tqdm) write to stderr themselves; stdout stays for results (the a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -40,3 +41,37 @@ def configure_logging(level: int = logging.INFO) -> logging.Logger:
         logger.addHandler(handler)
     logger.propagate = False  # a root handler set up by an embedder would print every line twice
     return logger
+
+
+class LineTrackingStream:
+    """A text stream that remembers whether its last write ended a line.
+
+    Progress bars write ``\\r``-terminated text to stderr; in a log file a message printed after
+    one would share its line (``grep '^rome'`` would miss it). ``start_line`` writes the newline
+    first when the last write left a partial line. Everything else is the wrapped stream's.
+    """
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.partial = False
+
+    def write(self, text: str) -> int:
+        if text:
+            self.partial = not text.endswith("\n")
+        return self._stream.write(text)
+
+    def start_line(self) -> None:
+        if self.partial:
+            self.write("\n")
+
+    def __getattr__(self, name: str):  # delegates flush, isatty, fileno, encoding...
+        return getattr(self._stream, name)
+
+
+def close_progress_bars() -> None:
+    """Close every open tqdm bar (an error leaves them open): their last text goes out now, not after."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        with contextlib.suppress(Exception):
+            bar.close()

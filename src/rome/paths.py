@@ -13,6 +13,7 @@ the outputs keeps every output a pure function of params, code and data, and DVC
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -68,13 +69,24 @@ def checkpoint_dir(params: dict[str, Any], stage: str) -> Path:
     return state_root(params) / run_key(params) / f"{stage}_ckpt"
 
 
-def run_record_path(params: dict[str, Any], stage: str) -> Path:
-    """The run record of a stage's last run: state/<run>/<stage>.run.json (prepare: state/<dataset>/...)."""
+def run_record_path(params: dict[str, Any], stage: str, out: str | Path | None = None) -> Path:
+    """The run record of the last run that wrote ``out`` (default: the stage's derived folder).
+
+    state/<run>/<stage>.run.json for the derived folder (prepare: state/<dataset>/..., aggregate:
+    state/aggregate.run.json); any other ``--out`` folder gets its own, keyed by the sha256 of its
+    resolved path (``<stage>.out-<12 hex>.run.json`` beside it), so two runs with the same params and
+    different ``--out`` never overwrite each other's record.
+    """
     if stage == "prepare":
-        return state_root(params) / params["data"]["dataset"] / "prepare.run.json"
-    if stage == "aggregate":
-        return state_root(params) / "aggregate.run.json"
-    return state_root(params) / run_key(params) / f"{stage}.run.json"
+        base = state_root(params) / params["data"]["dataset"] / "prepare.run.json"
+    elif stage == "aggregate":
+        base = state_root(params) / "aggregate.run.json"
+    else:
+        base = state_root(params) / run_key(params) / f"{stage}.run.json"
+    if out is None or Path(out).resolve() == stage_dir(params, stage).resolve():
+        return base
+    key = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:12]
+    return base.with_name(f"{stage}.out-{key}.run.json")
 
 
 @contextlib.contextmanager

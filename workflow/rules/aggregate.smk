@@ -4,6 +4,7 @@ rule aggregate:
         all_runs("derive"),
         all_runs("train"),
         all_runs("evaluate"),
+        stamp=stamp("aggregate"),
     output:
         runs=f"{REPORTS}/runs.csv",
         summary=f"{REPORTS}/summary.csv",

@@ -7,8 +7,8 @@ import os
 from snakemake.utils import validate
 
 from rome.config import read_params_file, resolve, schema_path
-from rome.paths import stage_dir
-from rome.pipeline.fingerprint import code_digest, params_digest, run_params
+from rome.paths import stage_dir, state_root
+from rome.pipeline.fingerprint import code_digest, params_digest, run_params, write_stamp
 from rome.pipeline.spec import STAGES
 
 # `snakemake --configfile other.yaml` runs another params file: the rules pass it on to rome.
@@ -55,6 +55,22 @@ def tracked(stage):
         return params_digest(params, stage)
 
     return digest
+
+
+def stamp(stage):
+    """input: of a rule: its provenance stamp (rome.pipeline.fingerprint.write_stamp), so an output made
+    by DVC or an earlier run with other params or code is rebuilt, not served (Snakemake has no
+    metadata of outputs it did not make)."""
+
+    def path(wildcards):
+        w = dict(wildcards)
+        params = PARAMS if "dataset" not in w else run_params(
+            PARAMS, w["dataset"], w.get("space"), w.get("algorithm"), w.get("seed"))
+        name = "-".join(str(w[k]) for k in ("dataset", "space", "algorithm", "seed") if k in w) or "all"
+        return str(write_stamp(state_root(PARAMS) / "snakemake" / stage / f"{name}.json", params, stage,
+                               stage_dir(params, stage)))
+
+    return path
 
 
 def all_runs(stage):

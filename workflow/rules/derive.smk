@@ -1,5 +1,6 @@
 rule derive:
     input:
+        stamp=stamp("derive"),
         search=f"{RUN}/search",
     output:
         directory(f"{RUN}/derive"),

@@ -1,5 +1,6 @@
 rule evaluate:
     input:
+        stamp=stamp("evaluate"),
         prepare=DATA,
         train=f"{RUN}/train",
     output:

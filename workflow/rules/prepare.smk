@@ -1,4 +1,6 @@
 rule prepare:
+    input:
+        stamp=stamp("prepare"),
     output:
         directory(DATA),
     params:

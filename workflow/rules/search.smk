@@ -3,6 +3,7 @@
 # in state/ (a killed or preempted job continues where it stopped, bit-identical on the CPU).
 rule search:
     input:
+        stamp=stamp("search"),
         prepare=DATA,
     output:
         directory(f"{RUN}/search"),

@@ -1,6 +1,7 @@
 # GPU and retries as for search: a retried job resumes from state/<run>/train_ckpt.
 rule train:
     input:
+        stamp=stamp("train"),
         prepare=DATA,
         derive=f"{RUN}/derive",
         genotypes="src/rome/genotype/published",

@@ -18,7 +18,6 @@ import torch
 
 from rome.artifacts import write_bytes
 from rome.errors import RomeError
-from rome.litter import sweep_inside
 from rome.sections import SearchConfig
 
 # 2: RNG states as tensors / lists, so weights_only loading reads the file (1 held numpy objects)
@@ -66,7 +65,6 @@ def read_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> Any
 
 def load_checkpoint(path: Path, expected: dict[str, Any], map_location: torch.device | str = "cpu") -> dict[str, Any] | None:
     """The checkpoint at ``path`` if it exists and matches ``expected``; ``None`` when there is none."""
-    sweep_inside(path.parent)  # temp files of runs killed while saving (never a live writer's)
     if not path.is_file():
         return None
     hint = "delete the checkpoint folder (`rome search --fresh`) or restore the params"

@@ -41,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from rome import stopping
 from rome.data.augmentation import resolve_search_augment
 from rome.distributed import SINGLE, ProcessGroup
 from rome.errors import RomeError
@@ -360,6 +361,7 @@ def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
     steps = steps_per_epoch(state)
     val_batches = s.steps_per_epoch  # null: the whole search_val split
     run_epochs = 0
+    stopping.reached(state.epoch, s.epochs)  # a stop in this run's first epoch resumes after the resumed one
     while state.epoch < s.epochs:
         if max_epochs_this_run is not None and run_epochs >= max_epochs_this_run:
             return SearchResult(state, complete=False)
@@ -400,6 +402,7 @@ def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
         state.epoch = epoch + 1
         if ckpt_path is not None and group.is_main:
             save_checkpoint(ckpt_path, {"fingerprint": fp, "tau": tau, **state.state_dict()})
+        stopping.reached(state.epoch, s.epochs)
         run_epochs += 1
         if on_epoch is not None:
             on_epoch(row)

@@ -17,6 +17,7 @@ from rome.artifacts import atomic_dir, provenance, read_json, write_json, write_
 from rome.config import deep_merge
 from rome.csv_text import csv_text, read_csv_rows
 from rome.errors import RomeError
+from rome.outputs import LAYOUTS
 from rome.paths import stage_dir
 from rome.rounding import round_row
 
@@ -99,7 +100,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     write_text(out / "runs.csv", csv_text([round_row(r) for r in rows]))
     write_text(out / "summary.csv", csv_text([round_row(s) for s in summary]))
     write_json(out / "metrics.json", metrics)
-    with atomic_dir(out / "plots") as tmp:
+    with atomic_dir(out / "plots", LAYOUTS["aggregate plots"]) as tmp:
         write_text(tmp / "search_history.csv", csv_text(history) if history else "series,epoch\n")
         write_text(tmp / "train_summary.csv", csv_text(train_curves) if train_curves else "series,epoch\n")
     write_json(out / "aggregate.json", {"schema_version": SCHEMA_VERSION, "runs": len(rows),

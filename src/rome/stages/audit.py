@@ -20,6 +20,7 @@ from rome.artifacts import git_state, read_json
 from rome.config import deep_merge, load_params, params_hash
 from rome.errors import RomeError
 from rome.nested_diff import leaf_differences
+from rome.outputs import LAYOUTS, stage_document
 from rome.paths import STAGES, run_record_path, stage_dir
 from rome.pipeline.codedeps import code_identity
 
@@ -147,11 +148,19 @@ def reproducibility(blocks: dict[str, dict[str, Any]], params_file: Path, overri
     }
 
 
-def run_records(blocks: dict[str, dict[str, Any]], current: dict[str, Any]) -> dict[str, Any]:
-    """The volatile facts of each stage's last run (state/): when, where, which commit, DVC stage, W&B run."""
+def target_stage(target: Path) -> str | None:
+    """The stage whose artifact ``target`` is (its document names it), for the record of that very folder."""
+    return next((name for name, layout in LAYOUTS.items() if stage_document(target, layout) is not None), None)
+
+
+def run_records(blocks: dict[str, dict[str, Any]], current: dict[str, Any],
+                folders: dict[str, Path] | None = None) -> dict[str, Any]:
+    """The volatile facts of each stage's last run (state/): when, where, which commit, DVC stage, W&B run.
+    ``folders``: stages whose artifact is known to be elsewhere than the derived folder (the audited one)."""
     out = {}
+    folders = folders or {}
     for stage in blocks:
-        path = run_record_path(current, stage) if stage in (*STAGES, "aggregate") else None
+        path = run_record_path(current, stage, folders.get(stage)) if stage in (*STAGES, "aggregate") else None
         if path is not None and path.is_file():
             try:
                 out[stage] = read_json(path, "run record")
@@ -175,7 +184,8 @@ def report(target: Path, params_file: Path, overrides: list[str], lock: Path,
         **({"seed": rec["seed"]} if "seed" in rec else {}),
         **({"search": {"space": rec["search"]["space"], "algorithm": rec["search"]["algorithm"]}} if "search" in rec else {}),
         **({"data": {"dataset": rec["data"]["dataset"]}} if "data" in rec else {})})
-    records = run_records(blocks, run)
+    own = target_stage(target)
+    records = run_records(blocks, run, {own: target} if own else None)
     return {
         "target": str(target),
         "stages": {s: {"params_hash": b["params_hash"], "code_hash": (b.get("code") or {}).get("hash"),

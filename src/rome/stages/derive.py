@@ -32,6 +32,7 @@ from rome.genotype.derivation import (
 )
 from rome.genotype.files import GENOTYPE_FILE, GENOTYPE_TEXT_FILE, genotype_document, genotype_to_text
 from rome.genotype.types import ENTRIES_PER_NODE, AnyGenotype
+from rome.outputs import LAYOUTS
 from rome.paths import input_dir
 from rome.sections import DeriveConfig
 from rome.search.artifact import ARCH_FILE, SEARCH_FILE, read_search
@@ -149,7 +150,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             search_provenance=search_prov,
             provenance=provenance(params, SECTIONS, "derive", search_prov.get("data_sha256")),
         )
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, LAYOUTS["derive"]) as tmp:
             write_json(tmp / GENOTYPE_FILE, doc)
             write_text(tmp / GENOTYPE_TEXT_FILE, genotype_to_text(genotype) + "\n")
             write_json(tmp / "metrics.json", {f"n_param_free_{cell}": n for cell, n in doc["n_param_free"].items()})

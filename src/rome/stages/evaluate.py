@@ -27,6 +27,7 @@ from rome.artifacts import atomic_dir, provenance, sha256_file, write_json, writ
 from rome.data.normalize import channel_stats, normalize
 from rome.data.prepared import load_prepared
 from rome.errors import RomeError
+from rome.outputs import LAYOUTS
 from rome.paths import input_dir, stream_cache_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.sections import EvaluateConfig
@@ -131,7 +132,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     with tracking.start(params, "evaluate", SECTIONS, prov) as tracker:
         tracker.use_artifact(train_dir / MODEL_FILE, tracking.artifact_name(params, "model"), "model")
         report["provenance"] = prov
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, LAYOUTS["evaluate"]) as tmp:
             write_json(tmp / "metrics.json", metrics)
             write_json(tmp / "evaluate.json", report)
         tracker.summary({**metrics, "latency_ms": latency_ms})

@@ -20,6 +20,7 @@ from rome.data.prepared import DATA_FILE, INDEX_FILE, MANIFEST_FILE, MANIFEST_SC
 from rome.data.resize import resize_uint8
 from rome.data.sources import RawDataset, load_source
 from rome.errors import RomeError
+from rome.outputs import LAYOUTS
 from rome.paths import stream_cache_dir
 from rome.sections import DataConfig
 from rome.data.splits import SPLITS, make_splits
@@ -147,7 +148,7 @@ def run_stream(params: dict[str, Any], data: DataConfig, out: Path, scan: Any | 
         "split_sources": {s: src for s, (src, _) in index_map.items()},
         "normalization": {"mean": mean, "std": std, "computed_on": f"train (class-stratified sample of {n_stats})"},
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, LAYOUTS["prepare"]) as tmp:
         write_text(tmp / INDEX_FILE, index_text(scan, index_map))
         manifest["outputs_sha256"] = {INDEX_FILE: sha256_file(tmp / INDEX_FILE)}
         manifest["provenance"] = provenance(params, SECTIONS, "prepare")
@@ -189,7 +190,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         tensors[f"{split}/images"] = resize_uint8(images[idx], data.resize)
         tensors[f"{split}/labels"] = torch.from_numpy(labels[idx].astype(np.int64)).contiguous()
     manifest = build_manifest(raw, tensors, params, index_map)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, LAYOUTS["prepare"]) as tmp:
         save_file(tensors, str(tmp / DATA_FILE), metadata={"schema_version": str(MANIFEST_SCHEMA_VERSION)})
         manifest["outputs_sha256"] = {DATA_FILE: sha256_file(tmp / DATA_FILE)}
         manifest["provenance"] = provenance(params, SECTIONS, "prepare")

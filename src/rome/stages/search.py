@@ -15,11 +15,13 @@ import argparse
 import io
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 from rome import distributed, tracking
 from rome.artifacts import atomic_dir, provenance, write_bytes, write_run_record
+from rome.outputs import LAYOUTS
 from rome.paths import checkpoint_dir, input_dir, stream_cache_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.search import checkpoint as search_checkpoint
@@ -130,6 +132,20 @@ def write_outputs(folder: Path, result: Any, params: dict[str, Any], data_sha: s
     plot_alpha_heatmap(history, ops, folder / ALPHA_PNG)
 
 
+def _interned(obj: Any) -> Any:
+    """``obj`` with every string interned, so pickle's memo (which shares *identical* objects) writes
+    the same bytes whatever the strings' history: a resumed run's optimizer state holds keys read back
+    from the checkpoint (several equal string objects) where an uninterrupted run holds one literal,
+    and without this the resumed ``checkpoint.pt`` differed from the uninterrupted one in bytes only."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        return type(obj)((_interned(k), _interned(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)) and type(obj) in (list, tuple):
+        return type(obj)(_interned(v) for v in obj)
+    return obj
+
+
 def export_checkpoint(src: Path, dst: Path) -> None:
     """The finished run's checkpoint, as the artifact keeps it: the measured per-epoch figures
     (seconds, peak memory) are dropped, so the file is a pure function of params, code and data."""
@@ -138,7 +154,7 @@ def export_checkpoint(src: Path, dst: Path) -> None:
     state = search_checkpoint.read_checkpoint(src)
     state["history"] = [{k: v for k, v in h.items() if k not in VOLATILE} for h in state.get("history", [])]
     buf = io.BytesIO()
-    torch.save(state, buf)
+    torch.save(_interned(state), buf)
     write_bytes(dst, buf.getvalue())
 
 
@@ -193,7 +209,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         tracker.use_artifact(prepared.path, tracking.artifact_name(params, "dataset"), "dataset")
         result = run_search(SearchConfig.from_params(params), params["seed"], params["data"]["dataset"], data, ckpt_dir,
                             device, on_epoch=lambda row: log_epoch(tracker, row), group=group)
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, LAYOUTS["search"]) as tmp:
             write_outputs(tmp, result, params, prepared.data_sha256)
             export_checkpoint(ckpt_dir / search_checkpoint.CHECKPOINT_FILE, tmp / CHECKPOINT_FILE)
         tracker.summary({k: result.history[-1][k] for k in ("val_acc", "val_loss", "n_param_free_normal")})

@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="time each run configuration's search (and retraining) steps on this device; print the "
                            "projected cost per row and in total over rows and seeds; builds nothing")
     mode.add_argument("--audit", metavar="ROW", help="`rome audit` each finished run of a row against its own params and data")
+    parser.add_argument("--force", action="store_true",
+                        help="with --report: write it even if it holds fewer filled rows than the report it replaces")
     parser.add_argument("--cores", type=int, default=2, help="Snakemake --cores (default: %(default)s)")
 
 
@@ -99,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.report:
         for t in tables:
-            for path in write_report(t, scale, plan_table(t, scale)):
+            for path in write_report(t, scale, plan_table(t, scale), force=args.force):
                 print(path)
         return 0
     if args.write_dvc or args.engine == "dvc":

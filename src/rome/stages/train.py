@@ -52,12 +52,13 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, update_summary
 from torch.utils.data import DataLoader
 
-from rome import distributed, tracking
+from rome import distributed, stopping, tracking
 from rome.artifacts import atomic_dir, provenance, write_json, write_run_record, write_text
 from rome.csv_text import csv_text, read_csv_rows
 from rome.data.loaders import ImageTensorDataset, worker_errors
 from rome.data.prepared import PreparedData, load_prepared
 from rome.errors import RomeError
+from rome.outputs import LAYOUTS
 from rome.paths import checkpoint_dir, input_dir, stream_cache_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.sections import TrainConfig
@@ -237,6 +238,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     with tracker_cm as tracker:
         if not t.genotype:
             tracker.use_artifact(source.path, tracking.artifact_name(params, "genotype"), "genotype")
+        stopping.reached(start, t.epochs)
         for epoch in range(start, t.epochs):
             te = time.perf_counter()
             seed_everything(epoch_seed(params["seed"], epoch, group.rank))
@@ -255,6 +257,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             if group.is_main:
                 update_summary(epoch, train_metrics, eval_metrics, str(summary), lr=lr)
                 saver.save_checkpoint(epoch, metric=eval_metrics["top1"])
+            stopping.reached(epoch + 1, t.epochs)
             epoch_seconds.append(round(time.perf_counter() - te, 3))
             tracker.log({"lr": lr, "seconds": epoch_seconds[-1], **{f"train/{k}": v for k, v in train_metrics.items()},
                          **{f"test/{k}": v for k, v in eval_metrics.items()}}, step=epoch)
@@ -293,7 +296,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
             "genotype_provenance": source.provenance,
             "provenance": prov,
         }
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, LAYOUTS["train"]) as tmp:
             # one metadata key only: safetensors writes its metadata map in a random order per
             # process, so two keys would make identical weights differ byte-wise (model.json names
             # the network and the weights)

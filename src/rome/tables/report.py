@@ -8,6 +8,7 @@ building the same runs write the same report.
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import statistics
@@ -54,7 +55,7 @@ def read_metric(run: Run, metric: str) -> float | None:
     stage, key = SOURCES[metric]
     folder = run.folder(stage)
     if key is None:  # search memory: a measurement, kept in the run record, never in the artifact
-        record_file = run_record_path(_run_params(run, "search"), "search")
+        record_file = run_record_path(_run_params(run, "search"), "search", folder)
         if not (folder / "metrics.json").is_file() or not record_file.is_file():
             return None
         peaks = [e["peak_memory_mb"] for e in read_json(record_file, "search run record").get("epochs", [])]
@@ -78,7 +79,7 @@ def read_metric(run: Run, metric: str) -> float | None:
 
 def run_commit(run: Run, stage: str) -> str | None:
     """The commit (``+dirty`` when src/ had changes) that ran a run's last stage, from its run record."""
-    record_file = run_record_path(_run_params(run, stage), stage)
+    record_file = run_record_path(_run_params(run, stage), stage, run.folder(stage))
     if not record_file.is_file():
         return None
     git = read_json(record_file, f"{stage} run record").get("git") or {}
@@ -216,11 +217,28 @@ def render_png(table: Table, scale: Scale, records: list[dict[str, Any]], path: 
     write_bytes(path, buf.getvalue())
 
 
-def write_report(table: Table, scale: Scale, plans: list[RowPlan]) -> list[Path]:
+def filled_rows(records: list[dict[str, Any]]) -> int:
+    """Rows x metrics that hold a value of ours (what a report must not lose by accident)."""
+    return sum(1 for r in records if str(r.get("ours_mean", "")).strip() not in ("", "nan"))
+
+
+def write_report(table: Table, scale: Scale, plans: list[RowPlan], force: bool = False) -> list[Path]:
+    """Write the report; refuse to replace one that holds more filled rows than the runs found now
+    give (a fresh clone, a moved runs folder), so committed results are never emptied by accident."""
     from rome.artifacts import write_text
 
     records = collect(table, plans)
     md, csv_file, png = report_files(table.name, scale.name)
+    if csv_file.is_file() and not force:
+        try:
+            before = filled_rows(list(csv.DictReader(io.StringIO(csv_file.read_text()))))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            before = 0  # unreadable: nothing a reader could lose
+        now = filled_rows(records)
+        if now < before:
+            raise RomeError(f"{csv_file}: holds {before} filled row(s), the runs found now fill {now}; refusing to "
+                            f"replace it with an emptier report (build the runs: rome table {table.name} --scale "
+                            f"{scale.name} --engine dvc, or --force to write it anyway)")
     write_text(csv_file, render_csv(records))
     render_png(table, scale, records, png)
     write_text(md, render_markdown(table, scale, records))
