@@ -24,6 +24,7 @@ import csv
 import hashlib
 import io
 import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -86,6 +87,12 @@ class ScannedFolder:
         if h != w:
             raise RomeError(f"{root}: images are {h}x{w}; expected square images, or set data.resize")
         return h
+
+
+# after prepare, a streamed file is decoded only once its sha256 matches the index, that is, once it is
+# the very file prepare checked against data.max_pixels: no second, lower limit (the shipped default)
+# may refuse an image the user's data.max_pixels let through
+INDEXED_MAX_PIXELS = sys.maxsize
 
 
 def _header(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[tuple[int, int], str]:
@@ -258,7 +265,7 @@ class StreamImages(Dataset):
     def pixels(self, i: int) -> torch.Tensor:
         """uint8 C,H,W exactly as the in-memory path stores image ``i``."""
         data, file = self.read(i)
-        arr, _ = decode_image(data, str(file))
+        arr, _ = decode_image(data, str(file), INDEXED_MAX_PIXELS)
         if self.split.channels == 3 and arr.shape[0] == 1:
             arr = np.repeat(arr, 3, axis=0)
         return resize_uint8(arr[None], self.split.resolution)[0]
@@ -282,7 +289,7 @@ class StreamImages(Dataset):
 
 def decode_pil(data: bytes, channels: int, where: str) -> Image.Image:
     """The decoded image in the dataset's mode (RGB, or L for an all-grayscale set), for timm's transforms."""
-    with open_image(data, where) as img:
+    with open_image(data, where, INDEXED_MAX_PIXELS) as img:
         return img.convert("RGB" if channels == 3 else "L")
 
 

@@ -79,7 +79,7 @@ def split_counts(classes: list[str], labels: dict[str, np.ndarray]) -> dict[str,
 
 
 def stream_stats(scan: Any, folder: Path, train_idx: np.ndarray, resolution: int,
-                 seed: int) -> tuple[list[float], list[float], int]:
+                 seed: int, max_pixels: int) -> tuple[list[float], list[float], int]:
     """Mean/std of the train split from a class-stratified sample of at most ``STATS_SAMPLE`` images,
     read from ``folder`` (the source folder, or an archive's extraction) and decoded one at a time at
     the prepared resolution (float64 sums: memory does not grow with the set)."""
@@ -92,7 +92,7 @@ def stream_stats(scan: Any, folder: Path, train_idx: np.ndarray, resolution: int
     total, squares, n = np.zeros(c), np.zeros(c), 0
     for i in pick:
         file = folder / scan.paths["train"][i]
-        arr, _ = decode_image(file.read_bytes(), str(file))
+        arr, _ = decode_image(file.read_bytes(), str(file), max_pixels)
         arr = np.repeat(arr, 3, axis=0) if c == 3 and arr.shape[0] == 1 else arr
         x = resize_uint8(arr[None], resolution)[0].double().div(255.0).reshape(c, -1).numpy()
         total += x.sum(1)
@@ -135,7 +135,8 @@ def run_stream(params: dict[str, Any], data: DataConfig, out: Path, scan: Any | 
     index_map = make_splits(scan.labels["train"], test, data.test_fraction, data.subset, data.split_seed)
     labels = {split: scan.labels[src][idx] for split, (src, idx) in index_map.items()}
     folder = cache_root / ".scan" if kind == "archive" else root
-    mean, std, n_stats = stream_stats(scan, folder, index_map["train"][1], resolution, data.split_seed)
+    mean, std, n_stats = stream_stats(scan, folder, index_map["train"][1], resolution, data.split_seed,
+                                        data.max_pixels)
     manifest = {
         "schema_version": STREAM_SCHEMA_VERSION,
         "storage": "stream",
