@@ -39,15 +39,21 @@ class Layout:
     shared: bool = False
 
 
+def _declared(stage: str, *extra: str) -> tuple[str, ...]:
+    """The stage's declared outputs (the stage table that dvc.yaml and Snakemake use) plus what lives
+    inside them or beside them undeclared: one list, so a new output is never taken for a foreign file."""
+    from rome.pipeline.spec import STAGES
+
+    return tuple(dict.fromkeys([*(o.path for o in STAGES[stage].outputs), *extra]))
+
+
 LAYOUTS: dict[str, Layout] = {layout.stage: layout for layout in (
-    Layout("prepare", "manifest.json", ("manifest.json", "data.safetensors", "index.csv")),
-    Layout("search", "search.json", ("search.json", "arch.safetensors", "history.json", "history.csv",
-                                     "probabilities.csv", "metrics.json", "checkpoint.pt")),
-    Layout("derive", "genotype.json", ("genotype.json", "genotype.txt", "metrics.json", "cells", "cells/*.png")),
-    Layout("train", "model.json", ("model.json", "model.safetensors", "metrics.json", "summary.csv")),
-    Layout("evaluate", "evaluate.json", ("evaluate.json", "metrics.json")),
-    Layout("aggregate", "aggregate.json", ("aggregate.json", "runs.csv", "summary.csv", "metrics.json", "plots",
-                                           "plots/*.csv"), shared=True),
+    Layout("prepare", "manifest.json", _declared("prepare", "index.csv")),
+    Layout("search", "search.json", _declared("search")),
+    Layout("derive", "genotype.json", _declared("derive", "cells/*.png")),
+    Layout("train", "model.json", _declared("train")),
+    Layout("evaluate", "evaluate.json", _declared("evaluate")),
+    Layout("aggregate", "aggregate.json", _declared("aggregate", "plots", "plots/*.csv"), shared=True),
     Layout("aggregate plots", None, ("search_history.csv", "train_summary.csv")),
 )}
 
