@@ -378,3 +378,23 @@ def test_snakemake_does_not_serve_dvc_outputs_made_with_other_params(tmp_path: P
     assert "search" not in smk_jobs(repo), "the same params: DVC's search is current, not rerun"
     set_yaml(repo, "params.yaml", "search", "epochs", 3)
     assert "search" in smk_jobs(repo), "search.epochs changed: the search DVC made must be rebuilt"
+
+
+def test_shared_reports_folder_and_its_plots_are_rewritable_but_foreign_files_stay(tmp_path: Path) -> None:
+    """aggregate writes its files into reports/, which it shares (tables/ beside them), and replaces
+    reports/plots/ (no document of its own): an engine's pre-created empty folders and a previous
+    aggregate's files are no obstacle, a user's file in plots/ is."""
+    from rome.errors import RomeError
+    from rome.outputs import LAYOUTS, check_replaceable
+
+    reports = tmp_path / "reports"
+    (reports / "tables" / "smoke").mkdir(parents=True)
+    (reports / "tables" / "smoke" / "ablation.csv").write_text("committed\n")
+    (reports / "plots").mkdir()  # Snakemake/DVC make the folders of declared outputs before the job
+    check_replaceable(reports, LAYOUTS["aggregate"])
+    for name in ("search_history.csv", "train_summary.csv"):
+        (reports / "plots" / name).write_text("x\n")
+    check_replaceable(reports / "plots", LAYOUTS["aggregate plots"])  # a rerun replaces its own plots
+    (reports / "plots" / "mine.png").write_bytes(b"png")
+    with pytest.raises(RomeError, match="mine.png"):
+        check_replaceable(reports / "plots", LAYOUTS["aggregate plots"])
