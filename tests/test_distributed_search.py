@@ -103,7 +103,9 @@ def test_data_parallel_step_is_the_one_process_step(tmp_path: Path, algorithm: s
     """search.parallel = batch: every rank runs the K draws on its half of the batch. With images
     whose halves have the batch's statistics (all the same), one step equals one process's step on
     the whole batch: the weights to float rounding. alpha/beta move by one Adam step (lr 3e-4), in
-    which components with a gradient near zero turn rounding into up to ~1e-6 of absolute change."""
+    which components with a gradient near zero turn rounding into absolute change: ~1e-6 on one CPU,
+    2.9e-6 on another (other oneDNN kernels, other rounding). 1e-5 stays 30x below one step (3e-4),
+    so a wrong or missing gradient still fails."""
     params = params_for(tmp_path, f"search.algorithm={algorithm}", f"search.k_samples={k}", "search.epochs=1",
                         "search.steps_per_epoch=1", "search.parallel=batch", "search.augment=none")
     one = final_state(params, ProcessGroup(), uniform=True)
@@ -113,7 +115,7 @@ def test_data_parallel_step_is_the_one_process_step(tmp_path: Path, algorithm: s
     for key, value in one.items():
         if "running_var" in key or key.startswith("history"):
             continue  # BatchNorm's unbiased variance uses n/(n-1) of the slice; validation reads it
-        atol = 1e-6 if key.startswith("arch") else ATOL
+        atol = 1e-5 if key.startswith("arch") else ATOL
         torch.testing.assert_close(ranks[0][key].double(), value.double(), rtol=RTOL, atol=atol, msg=key)
 
 
