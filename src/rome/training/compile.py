@@ -1,0 +1,64 @@
+"""``train.compile`` = auto | true | false: whether ``torch.compile`` pays for a retraining.
+
+timm's ``--torchcompile`` is a switch; ``auto`` (the default) decides it from a projection, made
+before the first step and from the params and the network alone, so it is deterministic: the same
+params on the same device type always make the same choice (a rerun is byte-identical, a resumed run
+decides as the uninterrupted one did, every rank agrees):
+
+    projected eager seconds = epochs x steps x (3 x 2 x multiply-adds per image x batch) / EAGER_FLOP_RATE
+    compile  <=>  projected seconds x (1 - COMPILED_RATIO) >= PAYBACK x FIRST_CALL_SECONDS
+
+i.e. the time compilation saves over the whole run must repay its first call ``PAYBACK`` times over.
+A forward + backward costs about 3 forwards, a multiply-add 2 FLOPs. The constants come from
+``python -m benchmarks speed`` on the 2-core development CPU (benchmarks/results/speed_cpu.json,
+the retraining network at batch 64, 8 cells, 16 channels, 32 px): the eager NHWC step's FLOP rate,
+the compiled/eager step ratio and the first call (compilation) of the compiled step. CUDA's are
+conservative guesses until ``benchmarks/run_gpu.sh`` measures them. At smoke size (the tests, CI)
+the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
+
+The compiled module wraps the network for the training forward only: checkpoints, the EMA, the
+export and the evaluation use the network itself, so the state_dict keys carry no ``_orig_mod.``
+prefix and a checkpoint written by a compiled run resumes an eager one and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rome.training.flops import multiply_adds_m
+
+# benchmarks/results/speed_cpu.json, retrain: 2 x 3 x 40.1 M multiply-adds x 64 images / 0.71 s (eager NHWC)
+EAGER_FLOP_RATE = {"cpu": 2.2e10, "cuda": 5.0e12}
+COMPILED_RATIO = {"cpu": 0.75, "cuda": 0.8}  # compiled step / eager step (CUDA: a guess)
+FIRST_CALL_SECONDS = {"cpu": 140.0, "cuda": 90.0}  # the compiled step's first call (CPU: slowest measured)
+PAYBACK = 2.0
+
+
+@dataclass(frozen=True)
+class CompileChoice:
+    """What ``train.compile`` resolved to, and why (the log line and the run record)."""
+
+    compile: bool
+    reason: str
+    projected_eager_s: float | None = None
+
+
+def decide(setting: str | bool, model: torch.nn.Module, *, in_chans: int, resolution: int, batch_size: int,
+           total_steps: int, device: torch.device) -> CompileChoice:
+    """``train.compile`` for this run: true / false as given, auto by the projection above."""
+    if setting is True or setting is False:
+        return CompileChoice(bool(setting), f"train.compile = {str(setting).lower()}")
+    if device.type not in EAGER_FLOP_RATE:
+        return CompileChoice(False, f"train.compile = auto: no measurement for device {device.type}")
+    macs = multiply_adds_m(model, in_chans, resolution) * 1e6
+    step_s = 3 * 2 * macs * batch_size / EAGER_FLOP_RATE[device.type]
+    projected = total_steps * step_s
+    saved = projected * (1 - COMPILED_RATIO[device.type])
+    need = PAYBACK * FIRST_CALL_SECONDS[device.type]
+    verdict = "repays" if saved >= need else "would not repay"
+    return CompileChoice(saved >= need, (
+        f"train.compile = auto: {total_steps} steps x ~{step_s:.3g} s projected eager = {projected:.0f} s, "
+        f"compiling saves ~{saved:.0f} s, which {verdict} {PAYBACK:g} x the ~{FIRST_CALL_SECONDS[device.type]:.0f} s "
+        f"first call on {device.type}"), round(projected, 1))
