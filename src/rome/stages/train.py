@@ -219,7 +219,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     # decided from the params and the network alone (the whole run, not what is left of it): a resumed
     # run, every rank and a rerun choose alike
     compiled = compile_choice.decide(t.compile, model, in_chans=data.in_channels, resolution=data.resolution,
-                                     batch_size=t.batch_size, total_steps=t.epochs * steps, device=device)
+                                     batch_size=t.batch_size, total_steps=t.epochs * steps, device=device,
+                                     drop_path=t.drop_path)
     # the training forward only: checkpoints, EMA, export and evaluation keep the network itself
     # (state_dict keys without torch.compile's ``_orig_mod.``), so compiled and eager runs share checkpoints
     forward = torch.compile(model) if compiled.compile else model

@@ -15,6 +15,9 @@ the retraining network at batch 64, 8 cells, 16 channels, 32 px): the eager NHWC
 the compiled/eager step ratio and the first call (compilation) of the compiled step. CUDA's are
 conservative guesses until ``benchmarks/run_gpu.sh`` measures them. At smoke size (the tests, CI)
 the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
+Nor does auto compile a run with ``train.drop_path`` > 0: the DARTS ramp changes the drop-path
+probability every epoch, a Python float that dynamo specialises on, so each epoch recompiles
+(measured: a new graph per value, per-cell compilation too). Making it a graph input is open work.
 
 The compiled module wraps the network for the training forward only: checkpoints, the EMA, the
 export and the evaluation use the network itself, so the state_dict keys carry no ``_orig_mod.``
@@ -46,10 +49,15 @@ class CompileChoice:
 
 
 def decide(setting: str | bool, model: torch.nn.Module, *, in_chans: int, resolution: int, batch_size: int,
-           total_steps: int, device: torch.device) -> CompileChoice:
+           total_steps: int, device: torch.device, drop_path: float = 0.0) -> CompileChoice:
     """``train.compile`` for this run: true / false as given, auto by the projection above."""
     if setting is True or setting is False:
         return CompileChoice(bool(setting), f"train.compile = {str(setting).lower()}")
+    if drop_path > 0:
+        # measured (torch 2.14, CPU): the per-epoch drop-path ramp changes a float dynamo guards on, so
+        # every epoch recompiles (and past torch._dynamo's recompile limit runs eager): never pays
+        return CompileChoice(False, f"train.compile = auto: train.drop_path = {drop_path} ramps every epoch and "
+                                    "would recompile the network each epoch")
     if device.type not in EAGER_FLOP_RATE:
         return CompileChoice(False, f"train.compile = auto: no measurement for device {device.type}")
     macs = multiply_adds_m(model, in_chans, resolution) * 1e6
