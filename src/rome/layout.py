@@ -3,12 +3,12 @@
 ``auto`` (the default) is a fixed rule per device *type*, never a timing taken at run time, so every
 rank of a run, a resumed run and a rerun on the same machine all make the same choice:
 
-  * CPU with oneDNN (``torch.backends.mkldnn``): NHWC. ``python -m benchmarks speed`` measured it on
-    the 2-core development CPU at the paper's size (batch 64, 8 cells, 16 channels, 32 px, 2 threads):
-    benchmarks/results/speed_cpu.json, table "Speed" in benchmarks/README.md (ROME K=1 and GDAS search
-    iterations and the DARTS-V2 retraining step all faster in NHWC). oneDNN's convolutions are
-    NHWC-native; NCHW inputs are reordered around every call.
-  * CUDA: NHWC (cuDNN's preferred layout; ``benchmarks/run_gpu.sh`` records the speed table on a GPU).
+  * CPU with oneDNN (``torch.backends.mkldnn``): NHWC. Measured in issue 23 on the 2-core development
+    CPU at the paper's size (batch 64, 8 cells, 16 channels, 32 px, 2 threads, medians): ROME K=1
+    search iteration 2.02 -> 1.26 s, GDAS 2.62 -> 1.88 s, DARTS-V2 retraining step 0.937 -> 0.710 s.
+    oneDNN's convolutions are NHWC-native; NCHW inputs are reordered around every call.
+    (``python -m benchmarks speed``, meant to record this in benchmarks/results/, is not built yet.)
+  * CUDA: NHWC (cuDNN's preferred layout; not measured here: no GPU was available).
   * anything else (a CPU build without oneDNN, MPS, ...): NCHW, the layout no kernel penalises.
 
 The choice is a fact of the run, not of its result: the params keep the word ``auto`` (so the

@@ -33,7 +33,7 @@ Resume: ``checkpoint_dir(params, "train")`` keeps CheckpointSaver's ``last.pth.t
 continuation is exact with the same number of processes; and ``train.compile``: a compiled run's
 checkpoint is the network's own state_dict, rome.training.compile). ``--fresh`` discards it.
 
-Speed (``python -m benchmarks speed``): ``train.channels_last`` = auto takes NHWC where the device's
+Speed (issue 23's measurements): ``train.channels_last`` = auto takes NHWC where the device's
 kernels are NHWC-native (rome.layout), ``train.compile`` = auto compiles the training forward when
 the projected run repays the first call (rome.training.compile); both resolved values go to the run
 record and the log, not to the artifact (its provenance keeps the word ``auto``).

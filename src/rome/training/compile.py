@@ -9,11 +9,11 @@ decides as the uninterrupted one did, every rank agrees):
     compile  <=>  projected seconds x (1 - COMPILED_RATIO) >= PAYBACK x FIRST_CALL_SECONDS
 
 i.e. the time compilation saves over the whole run must repay its first call ``PAYBACK`` times over.
-A forward + backward costs about 3 forwards, a multiply-add 2 FLOPs. The constants come from
-``python -m benchmarks speed`` on the 2-core development CPU (benchmarks/results/speed_cpu.json,
-the retraining network at batch 64, 8 cells, 16 channels, 32 px): the eager NHWC step's FLOP rate,
-the compiled/eager step ratio and the first call (compilation) of the compiled step. CUDA's are
-conservative guesses until ``benchmarks/run_gpu.sh`` measures them. At smoke size (the tests, CI)
+A forward + backward costs about 3 forwards, a multiply-add 2 FLOPs. The CPU constants are issue 23's
+measurements on the 2-core development CPU (DARTS-V2 network, batch 64, 8 cells, 16 channels, 32 px,
+2 threads: eager NHWC 0.710 s/step, compiled 0.514-0.520 s, first call 85-137 s); the network has
+43.4 M multiply-adds per image. ``python -m benchmarks speed``, meant to re-measure them, is not built
+yet. CUDA's are conservative guesses, unmeasured. At smoke size (the tests, CI)
 the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
 Nor does auto compile a run with ``train.drop_path`` > 0: the DARTS ramp changes the drop-path
 probability every epoch, a Python float that dynamo specialises on, so each epoch recompiles
@@ -32,10 +32,10 @@ import torch
 
 from rome.training.flops import multiply_adds_m
 
-# benchmarks/results/speed_cpu.json, retrain: 2 x 3 x 40.1 M multiply-adds x 64 images / 0.71 s (eager NHWC)
-EAGER_FLOP_RATE = {"cpu": 2.2e10, "cuda": 5.0e12}
-COMPILED_RATIO = {"cpu": 0.75, "cuda": 0.8}  # compiled step / eager step (CUDA: a guess)
-FIRST_CALL_SECONDS = {"cpu": 140.0, "cuda": 90.0}  # the compiled step's first call (CPU: slowest measured)
+# CPU: 3 x 2 x 43.4 M multiply-adds x 64 images / 0.710 s (issue 23: eager NHWC step); CUDA: a guess
+EAGER_FLOP_RATE = {"cpu": 2.3e10, "cuda": 5.0e12}
+COMPILED_RATIO = {"cpu": 0.75, "cuda": 0.8}  # compiled / eager NHWC step (CPU: 0.52 / 0.71, rounded up; CUDA: a guess)
+FIRST_CALL_SECONDS = {"cpu": 140.0, "cuda": 90.0}  # first call of the compiled step (CPU: 137 s measured; CUDA: a guess)
 PAYBACK = 2.0
 
 
