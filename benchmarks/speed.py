@@ -156,7 +156,7 @@ def run_child(config: str, variant: str, settings: dict[str, Any], timeout: floa
     """``measure`` in a fresh interpreter; its last stdout line is the JSON."""
     payload = json.dumps({"config": config, "variant": variant, "settings": settings})
     proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--child", payload], cwd=report.REPO,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         raise RuntimeError(f"{config}/{variant}: child exited {proc.returncode}: {tail}")
@@ -260,10 +260,10 @@ def table(doc: dict[str, Any]) -> str:
         label = "retraining step, DARTS-V2" if config == TRAIN else f"search iteration, {config}"
         body.append([label, *cells])
     extra = ", ".join(x for x, on in (("compile", s.get("compile")), ("bf16", s.get("bf16"))) if on)
-    lines = [f"**{f['device'].upper()}**, batch {s['batch_size']}, {s['layers']} cells, {s['init_channels']} channels, "
+    lines = [(f"**{f['device'].upper()}**, batch {s['batch_size']}, {s['layers']} cells, {s['init_channels']} channels, "
              f"{s['resolution']}x{s['resolution']}, {s['threads']} torch threads; seconds per iteration, median of "
              f"{s['repeats']} interleaved repeat(s), each a fresh process timing {s['iters']} iteration(s) after 2 "
-             f"untimed ones; (× ratio to NCHW eager){'; ' + extra if extra else ''}.", "",
+             f"untimed ones; (× ratio to NCHW eager){'; ' + extra if extra else ''}."), "",
              report.markdown_table(["what", *[VARIANT_TITLES[v] for v in present]], body), ""]
     if f["targets"]:
         checks = [[c["config"], f"{c['setting']} ({VARIANT_TITLES[c['variant']]})", report.fmt(c["ratio"], 3),

@@ -33,10 +33,13 @@ Resume: ``checkpoint_dir(params, "train")`` keeps CheckpointSaver's ``last.pth.t
 continuation is exact with the same number of processes; and ``train.compile``: a compiled run's
 checkpoint is the network's own state_dict, rome.training.compile). ``--fresh`` discards it.
 
-Speed (issue 23's measurements): ``train.channels_last`` = auto takes NHWC where the device's
-kernels are NHWC-native (rome.layout), ``train.compile`` = auto compiles the training forward when
-the projected run repays the first call (rome.training.compile); both resolved values go to the run
-record and the log, not to the artifact (its provenance keeps the word ``auto``).
+Speed (issue 23's measurements, ``python -m benchmarks speed``): ``train.channels_last`` = auto takes
+NHWC where the device's kernels are NHWC-native (rome.layout); ``train.compile`` = auto compiles the
+training forward when the projected run repays the first call, and never when ``train.drop_path`` > 0
+(the per-epoch drop-path ramp would recompile the network every epoch; rome.training.compile), so the
+default preset (drop_path 0.1) retrains eager and only ``train.compile: true`` or drop_path 0 gets the
+compiled speed. Both resolved values go to the run record and the log, not to the artifact (its
+provenance keeps the word ``auto``).
 """
 
 from __future__ import annotations
