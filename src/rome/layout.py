@@ -7,7 +7,7 @@ rank of a run, a resumed run and a rerun on the same machine all make the same c
     CPU at the paper's size (batch 64, 8 cells, 16 channels, 32 px, 2 threads, medians): ROME K=1
     search iteration 2.02 -> 1.26 s, GDAS 2.62 -> 1.88 s, DARTS-V2 retraining step 0.937 -> 0.710 s.
     oneDNN's convolutions are NHWC-native; NCHW inputs are reordered around every call.
-    (``python -m benchmarks speed``, meant to record this in benchmarks/results/, is not built yet.)
+    ``python -m benchmarks speed`` re-measures it (benchmarks/results/speed_cpu.json, benchmarks/README.md).
   * CUDA: NHWC (cuDNN's preferred layout; not measured here: no GPU was available).
   * anything else (a CPU build without oneDNN, MPS, ...): NCHW, the layout no kernel penalises.
 

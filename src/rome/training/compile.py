@@ -12,9 +12,9 @@ i.e. the time compilation saves over the whole run must repay its first call ``P
 A forward + backward costs about 3 forwards, a multiply-add 2 FLOPs. The CPU constants are issue 23's
 measurements on the 2-core development CPU (DARTS-V2 network, batch 64, 8 cells, 16 channels, 32 px,
 2 threads: eager NHWC 0.710 s/step, compiled 0.514-0.520 s, first call 85-137 s); the network has
-43.4 M multiply-adds per image. ``python -m benchmarks speed``, meant to re-measure them, is not built
-yet. CUDA's are conservative guesses, unmeasured. At smoke size (the tests, CI)
-the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
+43.4 M multiply-adds per image. ``python -m benchmarks speed --compile`` re-measures them
+(benchmarks/README.md, section 6). CUDA's are conservative guesses, unmeasured. At smoke size (the
+tests, CI) the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
 Nor does auto compile a run with ``train.drop_path`` > 0: the DARTS ramp changes the drop-path
 probability every epoch, a Python float that dynamo specialises on, so each epoch recompiles
 (measured: a new graph per value, per-cell compilation too). Making it a graph input is open work.
