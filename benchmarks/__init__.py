@@ -7,7 +7,8 @@ JSON under ``benchmarks/results/`` and regenerates its table in ``benchmarks/REA
   * ``nb201``    search quality on NAS-Bench-201 (table lookup), through the Snakemake pipeline;
   * ``collapse`` parameter-free ops in the derived normal cell on R-DARTS S2/S3, through the pipeline;
   * ``ddp``      search throughput (images/s) of 1 vs N processes (torchrun);
-  * ``stream``   peak RSS of streamed `rome train` / `rome search`: 50,000 vs 5,000 CIFAR-10 images.
+  * ``stream``   peak RSS of streamed `rome train` / `rome search`: 50,000 vs 5,000 CIFAR-10 images;
+  * ``speed``    s/iteration, NCHW eager vs channels_last (compile, bf16) per algorithm and for retraining.
 """
 
 BENCHMARKS = {
@@ -16,6 +17,7 @@ BENCHMARKS = {
     "collapse": "benchmarks.collapse",
     "ddp": "benchmarks.ddp",
     "stream": "benchmarks.stream",
+    "speed": "benchmarks.speed",
 }
 HELP = {
     "memory": "search memory and s/iteration: DARTS, GDAS, ROME K=1/K=7 (CPU or GPU)",
@@ -23,4 +25,5 @@ HELP = {
     "collapse": "parameter-free ops in the derived normal cell on R-DARTS S2/S3",
     "ddp": "search throughput of 1 vs N processes (torchrun; CPU or GPU)",
     "stream": "peak RSS of streamed train/search on 50,000 vs 5,000 CIFAR-10 images",
+    "speed": "s/iteration: NCHW eager vs channels_last (compile, bf16), search algorithms and retraining",
 }

@@ -14,7 +14,7 @@ import pytest
 
 
 # benchmarks/ is a top-level package beside src/ (pytest's pythonpath = ["."] makes it importable)
-from benchmarks import collapse, memory, nb201, pipeline, report
+from benchmarks import collapse, memory, nb201, pipeline, report, speed
 from benchmarks.__main__ import main as bench_main
 from conftest import smoke  # noqa: E402
 from rome.errors import RomeError  # noqa: E402
@@ -230,6 +230,61 @@ def test_ddp_table_and_argument_check(capsys: pytest.CaptureFixture) -> None:
 def test_memory_command_rejects_bad_config(capsys: pytest.CaptureFixture) -> None:
     assert bench_main(["memory", "--configs", "darts,foo", "--no-readme"]) == 2
     assert "unknown configuration 'foo'" in capsys.readouterr().err
+
+
+def test_speed_tiny_run_writes_every_field(tmp_path: Path) -> None:
+    """One algorithm at tiny size, one repeat: two fresh processes (NCHW eager, channels_last), a result JSON."""
+    out = tmp_path / "speed.json"
+    assert bench_main(["speed", "--size", "tiny", "--configs", "rome:1", "--repeats", "1", "--iters", "1",
+                       "--threads", "1", "--out", str(out), "--no-readme"]) == 0
+    doc = report.load_result(out)
+    assert doc["benchmark"] == "speed" and doc["git"]["commit"] and doc["machine"]["torch"]
+    assert doc["load_average_before"] is not None and doc["load_average_after"] is not None
+    f = doc["figures"]
+    assert f["settings"]["batch_size"] == 2 and f["settings"]["layers"] == 2 and f["settings"]["threads"] == 1
+    assert {(r["config"], r["variant"]) for r in f["rows"]} == {("rome:1", "eager"), ("rome:1", "cl")}
+    assert all(r["torch_threads"] == 1 and r["device"] == "cpu" for r in f["runs"])
+    for r in f["rows"]:
+        assert r["seconds_per_iteration"] > 0 and r["first_call_s"] > 0 and len(r["repeats_s"]) == 1
+    eager = next(r for r in f["rows"] if r["variant"] == "eager")
+    assert eager["ratio_vs_eager"] == 1.0
+    assert [t["config"] for t in f["targets"]] == ["rome:1"]
+    assert "search iteration, rome:1" in speed.table(doc)
+
+
+def _speed_run(config: str, variant: str, secs: float, first: float = 1.0) -> dict:
+    return {"config": config, "variant": variant, "seconds_per_iteration": secs, "first_call_s": first}
+
+
+def test_speed_medians_ratios_targets_and_table() -> None:
+    runs = [_speed_run("gdas", "eager", s) for s in (2.0, 2.6, 2.4)] + \
+           [_speed_run("gdas", "cl", s) for s in (1.9, 1.5, 1.6)] + \
+           [_speed_run("train", "eager", 1.0), _speed_run("train", "cl", 0.7),
+            _speed_run("train", "compile", 0.55, 137.0), _speed_run("train", "compile_cl", 0.5, 85.0)]
+    rows = speed.summarise(runs)
+    by = {(r["config"], r["variant"]): r for r in rows}
+    assert by[("gdas", "eager")]["seconds_per_iteration"] == 2.4 and by[("gdas", "cl")]["seconds_per_iteration"] == 1.6
+    assert by[("gdas", "cl")]["ratio_vs_eager"] == round(1.6 / 2.4, 3)
+    targets = {(t["config"], t["setting"]): t for t in speed.check_targets(rows, "cpu")}
+    assert targets[("gdas", "default")]["met"] is True  # 0.667 <= 0.7
+    assert targets[("train", "default")]["met"] is False and targets[("train", "default")]["variant"] == "cl"
+    assert targets[("train", "compiled")]["variant"] == "compile_cl" and targets[("train", "compiled")]["met"] is True
+    doc = report.result_document("speed", "python -m benchmarks speed", {
+        "device": "cpu", "rows": rows, "runs": runs, "targets": speed.check_targets(rows, "cpu"), "wall_seconds": 60,
+        "settings": {"batch_size": 64, "layers": 8, "init_channels": 16, "resolution": 32, "threads": 2, "iters": 3,
+                     "repeats": 3, "compile": True, "bf16": False}}, speed.PAPER,
+        load_average_before=[1, 1, 1], load_average_after=[2, 2, 2])
+    text = speed.table(doc)
+    assert "0.500 (× 0.500), first call 85 s" in text and "| gdas | default (channels_last) | 0.667 | ≤ 0.7 | met |" in text
+    assert "missed" in text
+
+
+def test_speed_variants_and_bad_configs(capsys: pytest.CaptureFixture) -> None:
+    assert speed.variants_for("gdas", "cpu", True, True) == ["eager", "cl"]  # the search ignores amp on the CPU
+    assert speed.variants_for("train", "cpu", True, True) == ["eager", "cl", "compile", "compile_cl", "bf16_cl"]
+    assert speed.variants_for("gdas", "cuda", False, True) == ["eager", "cl", "bf16_cl"]
+    assert bench_main(["speed", "--configs", "rome:1,foo", "--no-readme"]) == 2
+    assert "unknown ['foo']" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- pipeline benchmarks

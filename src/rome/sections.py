@@ -79,7 +79,7 @@ class SearchConfig(Section):
     arch_init_std: float
     tau_max: float
     tau_min: float
-    channels_last: bool
+    channels_last: str | bool  # auto | true | false: rome.layout.use_channels_last resolves it
     amp: str
     workers: int
     nproc: int
@@ -116,8 +116,9 @@ class TrainConfig(Section):
     ema: bool
     ema_decay: float
     sync_bn: bool
-    channels_last: bool
+    channels_last: str | bool  # auto | true | false: rome.layout.use_channels_last resolves it
     amp: str
+    compile: str | bool  # auto | true | false: rome.training.compile.decide resolves it
     workers: int
     nproc: int
 

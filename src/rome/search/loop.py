@@ -46,6 +46,7 @@ from rome.data.augmentation import resolve_search_augment
 from rome.distributed import SINGLE, ProcessGroup
 from rome.errors import RomeError
 from rome.genotype.types import count_param_free
+from rome.layout import use_channels_last
 from rome.precision import bf16_autocast
 from rome.reproducibility import rng_state, set_rng_state
 from rome.search.algorithms import SearchAlgorithm, build_algorithm
@@ -195,7 +196,8 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
     model = build_supernet(space, s.init_channels, data.num_classes, s.layers, data.in_channels,
                            partial=algorithm.partial, lastact=behaviour.lastact, pool_bn=behaviour.pool_bn,
                            stem=stem).to(device)
-    if s.channels_last:
+    channels_last = use_channels_last(s.channels_last, device)  # auto: a rule per device type, same on every rank
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     parts = build_step_parts(model, algorithm, OptimizerSettings.from_search(s, nesterov=behaviour.nesterov),
                              torch.Generator().manual_seed(seed * 10 + SAMPLE_SEED))
@@ -214,9 +216,9 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
                 offset: int) -> EndlessBatches | StreamBatches:
         generator = torch.Generator().manual_seed(seed * 10 + offset)
         if images is None:  # streamed: the same indices and crops, decoded by search.workers processes
-            return StreamBatches(stream, s.batch_size, data.mean, data.std, generator, device, s.channels_last,
+            return StreamBatches(stream, s.batch_size, data.mean, data.std, generator, device, channels_last,
                                  augment, s.workers)
-        return EndlessBatches(images, labels, s.batch_size, data.mean, data.std, generator, device, s.channels_last,
+        return EndlessBatches(images, labels, s.batch_size, data.mean, data.std, generator, device, channels_last,
                               augment)
 
     return SearchState(config, seed, space, parts, scheduler,

@@ -178,6 +178,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = None) -> Path:
     from rome.data.prepared import load_prepared
+    from rome.layout import use_channels_last
     from rome.search.loop import SearchData, run_search
 
     seed_everything(params["seed"])
@@ -188,6 +189,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     if s["amp"] != "none" and device.type != "cuda":
         logger.warning(f"search: search.amp = {s['amp']!r} ignored on {device.type} "
                        "(bf16 autocast is used on CUDA only)")
+    logger.info(f"search: memory layout {'NHWC' if use_channels_last(s['channels_last'], device) else 'NCHW'} "
+                f"(search.channels_last = {s['channels_last']}, device {device.type})")
     prepared = load_prepared(input_dir(params, "prepare"), stream_cache_dir(params))
     data = SearchData.from_prepared(prepared)
     ckpt_dir = checkpoint_dir(params, "search")
@@ -216,7 +219,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         tracker.log_artifact(out, tracking.artifact_name(params, "search"), "search")
         write_run_record(params, "search", out, tracker.run_id, seconds=round(sum(h["seconds"] for h in result.history), 3),
                          epochs=[{k: h[k] for k in ("epoch", *VOLATILE)} for h in result.history],
-                         processes=group.world_size)
+                         processes=group.world_size,
+                         channels_last=use_channels_last(s["channels_last"], device))  # what auto resolved to
     # The finished run's checkpoint now lives in the artifact; the state folder only ever holds an
     # *interrupted* run, so a later run with changed params starts fresh instead of tripping over a
     # completed run's checkpoint (an interrupted one is still refused).

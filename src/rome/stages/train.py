@@ -30,7 +30,16 @@ mixup) from (seed, epoch, rank). Validation runs on every rank (same weights, sa
 Resume: ``checkpoint_dir(params, "train")`` keeps CheckpointSaver's ``last.pth.tar`` /
 ``model_best.pth.tar``, ``summary.csv`` and ``run.json`` (what must match to resume: everything but
 ``train.epochs``, which may grow, and ``train.nproc``: the global batches do not depend on it; the
-continuation is exact with the same number of processes). ``--fresh`` discards it.
+continuation is exact with the same number of processes; and ``train.compile``: a compiled run's
+checkpoint is the network's own state_dict, rome.training.compile). ``--fresh`` discards it.
+
+Speed (issue 23's measurements, ``python -m benchmarks speed``): ``train.channels_last`` = auto takes
+NHWC where the device's kernels are NHWC-native (rome.layout); ``train.compile`` = auto compiles the
+training forward when the projected run repays the first call, and never when ``train.drop_path`` > 0
+(the per-epoch drop-path ramp would recompile the network every epoch; rome.training.compile), so the
+default preset (drop_path 0.1) retrains eager and only ``train.compile: true`` or drop_path 0 gets the
+compiled speed. Both resolved values go to the run record and the log, not to the artifact (its
+provenance keeps the word ``auto``).
 """
 
 from __future__ import annotations
@@ -58,11 +67,13 @@ from rome.csv_text import csv_text, read_csv_rows
 from rome.data.loaders import ImageTensorDataset, worker_errors
 from rome.data.prepared import PreparedData, load_prepared
 from rome.errors import RomeError
+from rome.layout import use_channels_last
 from rome.outputs import LAYOUTS
 from rome.paths import checkpoint_dir, input_dir, stream_cache_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.sections import TrainConfig
 from rome.training import checkpoint, network, sync_batchnorm
+from rome.training import compile as compile_choice
 from rome.training.augment import cutout, train_transform, uses_flip
 from rome.training.loop import StepSettings, require_finite, train_one_epoch, validate_batches
 from rome.training.shards import RankSlices, SeededImages
@@ -170,7 +181,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
 
     seed_everything(params["seed"])
     model = network.build(name, kwargs, auxiliary=use_aux, drop_path_rate=t.drop_path).to(device)
-    if t.channels_last:
+    channels_last = use_channels_last(t.channels_last, device)  # auto: a rule per device type, same on every rank
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if t.sync_bn and group.distributed:
         model = sync_batchnorm.convert(model, device)
@@ -180,7 +192,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     ckpt_dir = checkpoint_dir(params, "train")
     # data.storage is left out: the prepared data's manifest hash below already names its format
     ident = checkpoint.identity({"seed": params["seed"], "data": {k: v for k, v in params["data"].items() if k != "storage"},
-                                 "train": {k: v for k, v in t.as_dict().items() if k not in ("epochs", "nproc")},
+                                 "train": {k: v for k, v in t.as_dict().items() if k not in ("epochs", "nproc", "compile")},
                                  "network": name, "kwargs": kwargs, "data_manifest_sha256": data.manifest_sha256})
     if group.is_main:
         if args is not None and getattr(args, "fresh", False) and ckpt_dir.exists():
@@ -201,13 +213,20 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     group.barrier()  # every rank has read the checkpoint before rank 0 may write the next one
     if group.is_main:
         checkpoint.write_identity(ckpt_dir, ident)
-    # gradients averaged over the ranks during backward; rank 0's weights broadcast once at wrapping
-    trained = model if not group.distributed else torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None)
-
     generator = torch.Generator()
     loader = train_loader(data, params["data"]["dataset"], t, device, generator, group)
     steps = min(t.steps_per_epoch or len(loader), len(loader))
+    # decided from the params and the network alone (the whole run, not what is left of it): a resumed
+    # run, every rank and a rerun choose alike
+    compiled = compile_choice.decide(t.compile, model, in_chans=data.in_channels, resolution=data.resolution,
+                                     batch_size=t.batch_size, total_steps=t.epochs * steps, device=device,
+                                     drop_path=t.drop_path)
+    # the training forward only: checkpoints, EMA, export and evaluation keep the network itself
+    # (state_dict keys without torch.compile's ``_orig_mod.``), so compiled and eager runs share checkpoints
+    forward = torch.compile(model) if compiled.compile else model
+    # gradients averaged over the ranks during backward; rank 0's weights broadcast once at wrapping
+    trained = forward if not group.distributed else torch.nn.parallel.DistributedDataParallel(
+        forward, device_ids=[device.index] if device.type == "cuda" else None)
     scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=t.epochs, min_lr=t.lr_min,
                                        warmup_epochs=t.warmup_epochs, warmup_lr=t.lr / 100,
                                        step_on_epochs=False, updates_per_epoch=steps)
@@ -215,7 +234,7 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     scheduler.step_update(num_updates=num_updates)
     criterion, mixup = make_criterion(t, data.num_classes)
     settings = StepSettings(device=device, aux_weight=t.auxiliary_weight if use_aux else 0.0,
-                            grad_clip=t.grad_clip, amp=t.amp, channels_last=t.channels_last, mixup=mixup,
+                            grad_clip=t.grad_clip, amp=t.amp, channels_last=channels_last, mixup=mixup,
                             erasing=cutout(t.random_erasing, device))
     n_test = len(data.labels("test"))
 
@@ -226,6 +245,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         trim_summary(summary, start)
     prov = provenance(params, SECTIONS, "train", data.data_sha256)
     log = logger.info if group.is_main else logger.debug
+    log(f"train: memory layout {'NHWC' if channels_last else 'NCHW'} (train.channels_last = {t.channels_last}, "
+        f"device {device.type}); {'compiled' if compiled.compile else 'eager'}: {compiled.reason}")
     if start:
         log(f"train: resuming {ckpt_dir / checkpoint.LAST_FILE} at epoch {start}/{t.epochs}")
     if group.distributed:
@@ -314,7 +335,8 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         tracker.summary({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracker.log_artifact(out / MODEL_FILE, tracking.artifact_name(params, "model"), "model")
         write_run_record(params, "train", out, tracker.run_id, seconds=round(time.perf_counter() - t0, 3),
-                         resumed_at_epoch=start, epoch_seconds=epoch_seconds, processes=group.world_size)
+                         resumed_at_epoch=start, epoch_seconds=epoch_seconds, processes=group.world_size,
+                         channels_last=channels_last, compiled=compiled.compile, compile_reason=compiled.reason)
     logger.info(f"train: {name} {t.epochs} epochs x {steps} steps, test top1 {final['top1']:.2f} "
                 f"(best {saver.best_metric if saver.best_metric is not None else float('nan'):.2f}) "
                 f"in {time.perf_counter() - t0:.1f}s")

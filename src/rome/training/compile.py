@@ -1,0 +1,72 @@
+"""``train.compile`` = auto | true | false: whether ``torch.compile`` pays for a retraining.
+
+timm's ``--torchcompile`` is a switch; ``auto`` (the default) decides it from a projection, made
+before the first step and from the params and the network alone, so it is deterministic: the same
+params on the same device type always make the same choice (a rerun is byte-identical, a resumed run
+decides as the uninterrupted one did, every rank agrees):
+
+    projected eager seconds = epochs x steps x (3 x 2 x multiply-adds per image x batch) / EAGER_FLOP_RATE
+    compile  <=>  projected seconds x (1 - COMPILED_RATIO) >= PAYBACK x FIRST_CALL_SECONDS
+
+i.e. the time compilation saves over the whole run must repay its first call ``PAYBACK`` times over.
+A forward + backward costs about 3 forwards, a multiply-add 2 FLOPs. The CPU constants are issue 23's
+measurements on the 2-core development CPU (DARTS-V2 network, batch 64, 8 cells, 16 channels, 32 px,
+2 threads: eager NHWC 0.710 s/step, compiled 0.514-0.520 s, first call 85-137 s); the network has
+43.4 M multiply-adds per image. ``python -m benchmarks speed --compile`` re-measures them
+(benchmarks/README.md, section 6). CUDA's are conservative guesses, unmeasured. At smoke size (the
+tests, CI) the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
+Nor does auto compile a run with ``train.drop_path`` > 0: the DARTS ramp changes the drop-path
+probability every epoch, a Python float that dynamo specialises on, so each epoch recompiles
+(measured: a new graph per value, per-cell compilation too). Making it a graph input is open work.
+
+The compiled module wraps the network for the training forward only: checkpoints, the EMA, the
+export and the evaluation use the network itself, so the state_dict keys carry no ``_orig_mod.``
+prefix and a checkpoint written by a compiled run resumes an eager one and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rome.training.flops import multiply_adds_m
+
+# CPU: 3 x 2 x 43.4 M multiply-adds x 64 images / 0.710 s (issue 23: eager NHWC step); CUDA: a guess
+EAGER_FLOP_RATE = {"cpu": 2.3e10, "cuda": 5.0e12}
+COMPILED_RATIO = {"cpu": 0.75, "cuda": 0.8}  # compiled / eager NHWC step (CPU: 0.52 / 0.71, rounded up; CUDA: a guess)
+FIRST_CALL_SECONDS = {"cpu": 140.0, "cuda": 90.0}  # first call of the compiled step (CPU: 137 s measured; CUDA: a guess)
+PAYBACK = 2.0
+
+
+@dataclass(frozen=True)
+class CompileChoice:
+    """What ``train.compile`` resolved to, and why (the log line and the run record)."""
+
+    compile: bool
+    reason: str
+    projected_eager_s: float | None = None
+
+
+def decide(setting: str | bool, model: torch.nn.Module, *, in_chans: int, resolution: int, batch_size: int,
+           total_steps: int, device: torch.device, drop_path: float = 0.0) -> CompileChoice:
+    """``train.compile`` for this run: true / false as given, auto by the projection above."""
+    if setting is True or setting is False:
+        return CompileChoice(bool(setting), f"train.compile = {str(setting).lower()}")
+    if drop_path > 0:
+        # measured (torch 2.14, CPU): the per-epoch drop-path ramp changes a float dynamo guards on, so
+        # every epoch recompiles (and past torch._dynamo's recompile limit runs eager): never pays
+        return CompileChoice(False, f"train.compile = auto: train.drop_path = {drop_path} ramps every epoch and "
+                                    "would recompile the network each epoch")
+    if device.type not in EAGER_FLOP_RATE:
+        return CompileChoice(False, f"train.compile = auto: no measurement for device {device.type}")
+    macs = multiply_adds_m(model, in_chans, resolution) * 1e6
+    step_s = 3 * 2 * macs * batch_size / EAGER_FLOP_RATE[device.type]
+    projected = total_steps * step_s
+    saved = projected * (1 - COMPILED_RATIO[device.type])
+    need = PAYBACK * FIRST_CALL_SECONDS[device.type]
+    verdict = "repays" if saved >= need else "would not repay"
+    return CompileChoice(saved >= need, (
+        f"train.compile = auto: {total_steps} steps x ~{step_s:.3g} s projected eager = {projected:.0f} s, "
+        f"compiling saves ~{saved:.0f} s, which {verdict} {PAYBACK:g} x the ~{FIRST_CALL_SECONDS[device.type]:.0f} s "
+        f"first call on {device.type}"), round(projected, 1))

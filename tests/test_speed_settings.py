@@ -1,0 +1,53 @@
+"""channels_last: auto and train.compile: auto resolve by fixed rules, never by a timing taken at run time."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import torch
+
+from rome.config import resolve
+from rome.layout import nhwc_preferred, use_channels_last
+from rome.training import compile as compile_choice
+from rome.training import network
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_channels_last_auto_follows_the_device_rule():
+    assert use_channels_last("auto", "cpu") is torch.backends.mkldnn.is_available()
+    assert use_channels_last("auto", "cuda") is True
+    assert nhwc_preferred(torch.device("meta")) is False
+    assert use_channels_last(True, "meta") is True and use_channels_last(False, "cuda") is False
+
+
+@pytest.mark.parametrize("preset", ["default", "smoke", "paper"])
+def test_presets_default_to_auto_layout(tmp_path, preset):
+    params = resolve({"preset": preset}, [f"results_dir={tmp_path}"], source="test")
+    assert params["search"]["channels_last"] == "auto" and params["train"]["channels_last"] == "auto"
+    assert params["train"]["compile"] == (False if preset == "smoke" else "auto")  # smoke (tests, CI): never
+
+
+def _model(layers: int = 3, channels: int = 4) -> torch.nn.Module:
+    src = network.load_source(REPO / "genotypes" / "darts_v2.json")
+    kw = {"genotype": src.genotype.to_dict(), "num_classes": 10, "in_chans": 3, "layers": layers,
+          "init_channels": channels}
+    return network.build("rome_darts_cifar", kw)
+
+
+def test_compile_auto_needs_a_long_run_and_no_drop_path_ramp():
+    model, cpu = _model(), torch.device("cpu")
+    short = compile_choice.decide("auto", model, in_chans=3, resolution=8, batch_size=16, total_steps=4, device=cpu)
+    assert not short.compile and "would not repay" in short.reason
+    long = compile_choice.decide("auto", model, in_chans=3, resolution=32, batch_size=64, total_steps=10**7, device=cpu)
+    assert long.compile and "repays" in long.reason
+    ramp = compile_choice.decide("auto", model, in_chans=3, resolution=32, batch_size=64, total_steps=10**7,
+                                 device=cpu, drop_path=0.2)
+    assert not ramp.compile and "drop_path" in ramp.reason
+    # deterministic: the same inputs give the same choice and reason
+    again = compile_choice.decide("auto", model, in_chans=3, resolution=32, batch_size=64, total_steps=10**7, device=cpu)
+    assert again == long
+    assert compile_choice.decide(True, model, in_chans=3, resolution=8, batch_size=1, total_steps=1, device=cpu).compile
+    assert not compile_choice.decide(False, model, in_chans=3, resolution=8, batch_size=1, total_steps=1,
+                                     device=cpu).compile
