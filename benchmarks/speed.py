@@ -8,7 +8,7 @@ a measurement. Configurations:
     (``rome.search.step.search_step``: architecture step then weight step, the paper's optimisers),
     on a random batch;
   * ``train``: one retraining step of the DARTS-V2 network (timm model ``rome_darts_cifar``, genotype
-    ``genotypes/darts_v2.json``) through the trainer's own ``train_one_epoch`` (auxiliary head weight
+    the published cell ``darts_v2``) through the trainer's own ``train_one_epoch`` (auxiliary head weight
     0.4, drop-path probability 0.1 held fixed within the process, grad clip 5, SGD momentum 0.9,
     weight decay 3e-4: the default preset's protocol).
 
@@ -101,10 +101,11 @@ def _build_search(config: str, s: dict[str, Any], dev: Any, fmt: Any, amp: str):
 def _build_train(s: dict[str, Any], dev: Any, fmt: Any, amp: str, compiled: bool):
     import torch
 
+    from rome.genotype.named import published_path
     from rome.training import network
     from rome.training.loop import StepSettings, train_one_epoch
 
-    source = network.load_source(report.REPO / "genotypes" / "darts_v2.json")
+    source = network.load_source(published_path("darts_v2"))  # a published cell (rome.genotype.named)
     kwargs = {"genotype": source.genotype.to_dict(), "num_classes": 10, "in_chans": 3, "layers": s["layers"],
               "init_channels": s["init_channels"]}
     model = network.build("rome_darts_cifar", kwargs, auxiliary=True, drop_path_rate=0.1).to(dev)

@@ -10,6 +10,7 @@ import torch
 from rome.config import resolve
 from rome.layout import nhwc_preferred, use_channels_last
 from rome.training import compile as compile_choice
+from rome.genotype.named import published_path
 from rome.training import network
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ def test_presets_default_to_auto_layout(tmp_path, preset):
 
 
 def _model(layers: int = 3, channels: int = 4) -> torch.nn.Module:
-    src = network.load_source(REPO / "genotypes" / "darts_v2.json")
+    src = network.load_source(published_path("darts_v2"))  # a published cell (package data)
     kw = {"genotype": src.genotype.to_dict(), "num_classes": 10, "in_chans": 3, "layers": layers,
           "init_channels": channels}
     return network.build("rome_darts_cifar", kw)
