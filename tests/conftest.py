@@ -100,3 +100,27 @@ def sigkill_once_written(proc, path: Path, timeout: float = 120.0) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+
+def run_rome(ws: Path, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, list[str]]:
+    """``rome <stage> --params ws/params.yaml ...`` in-process: (exit status, non-empty stderr lines,
+    progress-bar carriage returns turned into line breaks)."""
+    from rome import cli
+
+    capsys.readouterr()
+    rc = cli.main([args[0], "--params", str(ws / "params.yaml"), *args[1:]])
+    err = capsys.readouterr().err.replace("\r", "\n")
+    return rc, [line for line in err.splitlines() if line.strip()]
+
+
+def one_line_error(rc: int, lines: list[str], stage: str, *fragments: str,
+                   forbidden: tuple[str, ...] = ("Traceback",)) -> str:
+    """The promise for bad input: exit 2, exactly one ``rome <stage>: error:`` line holding every
+    fragment, and nothing ``forbidden`` (a traceback; a warning where one must not leak) around it."""
+    assert rc == 2, lines
+    errors = [line for line in lines if line.startswith(f"rome {stage}: error:")]
+    assert len(errors) == 1, lines
+    assert not any(word in line for line in lines for word in forbidden), lines
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]

@@ -22,7 +22,7 @@ from PIL import Image
 from filelock import MarkerSoftFileLock
 from safetensors.torch import load_file
 
-from conftest import REPO, make_archive, write_image_tree
+from conftest import REPO, make_archive, one_line_error as assert_one_line_error, run_rome as rome, write_image_tree
 from rome import cli, tracking
 from rome.artifacts import read_json
 from rome.config import load_params, resolve
@@ -45,22 +45,6 @@ def ws(tmp_path: Path, prepared_smoke: Path) -> Path:
     return tmp_path
 
 
-def rome(ws: Path, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, list[str]]:
-    """``rome <stage> --params ws/params.yaml ...`` in-process: (exit status, stderr lines)."""
-    capsys.readouterr()
-    rc = cli.main([args[0], "--params", str(ws / "params.yaml"), *args[1:]])
-    err = capsys.readouterr().err.replace("\r", "\n")
-    return rc, [line for line in err.splitlines() if line.strip()]
-
-
-def assert_one_line_error(rc: int, lines: list[str], stage: str, *fragments: str) -> str:
-    assert rc == 2, lines
-    errors = [line for line in lines if line.startswith(f"rome {stage}: error:")]
-    assert len(errors) == 1, lines
-    assert not any("Traceback" in line for line in lines)
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 def litter(root: Path) -> list[Path]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_working_tree
+from conftest import REPO, copy_working_tree, one_line_error as one_error, run_rome as rome
 
 from rome import artifacts, cli
 from rome.config import load_params
@@ -38,22 +38,6 @@ def ws(tmp_path: Path, prepared_smoke: Path, monkeypatch: pytest.MonkeyPatch) ->
     return tmp_path
 
 
-def rome(ws: Path, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, list[str]]:
-    """``rome <stage> --params ws/params.yaml ...`` in-process: (exit status, stderr lines)."""
-    capsys.readouterr()
-    rc = cli.main([args[0], "--params", str(ws / "params.yaml"), *args[1:]])
-    err = capsys.readouterr().err.replace("\r", "\n")
-    return rc, [line for line in err.splitlines() if line.strip()]
-
-
-def one_error(rc: int, lines: list[str], stage: str, *fragments: str) -> str:
-    assert rc == 2, lines
-    errors = [line for line in lines if line.startswith(f"rome {stage}: error:")]
-    assert len(errors) == 1, lines
-    assert not any("Traceback" in line for line in lines), lines
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 def digest(root: Path) -> dict[str, str]:

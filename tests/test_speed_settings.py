@@ -24,9 +24,13 @@ def test_channels_last_auto_follows_the_device_rule():
 
 
 @pytest.mark.parametrize("preset", ["default", "smoke", "paper"])
-def test_presets_default_to_auto_layout(tmp_path, preset):
+def test_presets_layout_and_compile(tmp_path, preset):
+    """The layout stays explicit in the presets: `auto` (NHWC on a oneDNN CPU) is opt-in, because NHWC
+    kernels round differently per batch size, so a multi-process search no longer takes one process's
+    steps within 1e-6 (measured: 1.3e-5 after 3 steps, 1.3e-3 through torchrun). paper keeps NHWC."""
     params = resolve({"preset": preset}, [f"results_dir={tmp_path}"], source="test")
-    assert params["search"]["channels_last"] == "auto" and params["train"]["channels_last"] == "auto"
+    layout = preset == "paper"
+    assert params["search"]["channels_last"] is layout and params["train"]["channels_last"] is layout
     assert params["train"]["compile"] == (False if preset == "smoke" else "auto")  # smoke (tests, CI): never
 
 
