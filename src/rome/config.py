@@ -245,6 +245,7 @@ reference-mode layer) is one more entry in the list, and ``rome params`` shows i
 def params_layers(file_params: dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
                   source: str = "params") -> list[Layer]:
     """The validated layers, lowest first: default preset, selected preset, params file, --set."""
+    source = str(source)  # callers may pass a Path (Snakemake's config files are Paths)
     validate(file_params, source)
     over: dict[str, Any] = {}
     for text in overrides:

@@ -12,7 +12,8 @@ from rome.pipeline.fingerprint import code_digest, params_digest, run_params, wr
 from rome.pipeline.spec import STAGES
 
 # `snakemake --configfile other.yaml` runs another params file: the rules pass it on to rome.
-PARAMS_FILE = workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "params.yaml"
+# (Snakemake 9 hands the config files over as Path objects; rome takes the name as text.)
+PARAMS_FILE = str(workflow.overwrite_configfiles[-1]) if workflow.overwrite_configfiles else "params.yaml"
 PARAMS_FLAG = "" if PARAMS_FILE == "params.yaml" else f"--params {PARAMS_FILE} "
 
 # Snakemake merges --configfile over params.yaml; the rome calls read PARAMS_FILE alone, so the
