@@ -23,11 +23,13 @@ def _floats(rows: Sequence[dict[str, Any]], key: str) -> list[float]:
     return [float(r[key]) if r.get(key) not in (None, "") else float("nan") for r in rows]
 
 
-def plot_search_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Two panels: train/val loss; the supernet's validation accuracy (and the train batches' accuracy)."""
+def plot_search_curves(history: Sequence[dict[str, Any]], path: Path, stop: Any = None) -> Path:
+    """Three panels: train/val loss; the supernet's validation accuracy (and the train batches');
+    the collapse indicators (parameter-free share per cell type, and the Hessian eigenvalue on its own
+    axis when computed), with the epoch early stopping kept marked."""
     epochs = [int(h["epoch"]) for h in history]
-    fig = Figure(figsize=(8, 3.2))
-    loss, acc = fig.subplots(1, 2)
+    fig = Figure(figsize=(12, 3.2))
+    loss, acc, collapse = fig.subplots(1, 3)
     loss.plot(epochs, _floats(history, "train_loss"), marker="o", ms=3, label="train loss (sampled paths)")
     loss.plot(epochs, _floats(history, "val_loss"), marker="o", ms=3, label="val loss (supernet argmax)")
     loss.set_xlabel("epoch")
@@ -40,9 +42,32 @@ def plot_search_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     acc.set_xlabel("epoch")
     acc.set_ylabel("accuracy (%)")
     acc.legend(fontsize=7)
+    plot_indicators(collapse, history, stop)
     fig.suptitle("search", fontsize=9)
     fig.tight_layout()
     return save_png(fig, path)
+
+
+def plot_indicators(ax: Any, history: Sequence[dict[str, Any]], stop: Any = None) -> None:
+    """Parameter-free share of the derived cells (left axis) and the Hessian eigenvalue (right axis)."""
+    epochs = [int(h["epoch"]) for h in history]
+    cell_types = [k[len("param_free_"):] for k in history[-1] if k.startswith("param_free_")]
+    for i, ct in enumerate(cell_types):
+        ax.plot(epochs, _floats(history, f"param_free_{ct}"), marker="o", ms=3, color=f"C{i}",
+                label=f"parameter-free share, {ct}")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("parameter-free ops / cell")
+    eig = [(e, float(h["hessian_eig"])) for e, h in zip(epochs, history) if h.get("hessian_eig") is not None]
+    if eig:
+        right = ax.twinx()
+        right.plot([e for e, _ in eig], [v for _, v in eig], marker="s", ms=3, color="C3", label="Hessian eigenvalue")
+        right.set_ylabel("dominant Hessian eigenvalue", color="C3")
+        right.legend(fontsize=7, loc="lower right")
+    if stop is not None:
+        ax.axvline(stop.chosen_epoch, color="k", ls="--", lw=0.8, label=f"kept (early stop at {stop.fired_epoch})")
+    if cell_types or stop is not None:
+        ax.legend(fontsize=7, loc="upper left")
 
 
 def plot_train_curves(summary: Sequence[dict[str, Any]], path: Path) -> Path:

@@ -67,6 +67,8 @@ class SearchConfig(Section):
     unrolled: bool | None
     arch_warmup_epochs: int | None
     behaviour: dict[str, bool]
+    indicators: dict[str, Any]
+    early_stop: dict[str, Any]
     w_lr: float
     w_lr_min: float
     w_momentum: float

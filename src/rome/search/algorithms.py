@@ -247,15 +247,18 @@ class SearchAlgorithm:
             topo_noise[ct] = gumbel_noise((self.topology.n_params,), generator) if self.topology.n_params else None
         return ArchSample(op_noise, topo_noise)
 
-    def paths(self, sample: ArchSample | None, tau: float) -> dict[str, CellPath]:
+    def paths(self, sample: ArchSample | None, tau: float,
+              arch: dict[str, dict[str, torch.Tensor]] | None = None) -> dict[str, CellPath]:
         """The sub-network of ``sample`` at temperature ``tau``, differentiable in alpha and beta.
 
         random replaces the logits by zeros (uniform choice) and so never produces a gradient.
+        ``arch`` ({"alpha": {ct: ...}, "beta": {ct: ...}}) stands in for the parameters: a function of
+        explicit tensors is what ``torch.autograd.functional.hessian`` differentiates (rome.search.indicators).
         """
         out = {}
         for ct in self.space.cell_types:
-            alpha = self.arch.alpha[ct]
-            beta = self.arch.beta[ct] if ct in self.arch.beta else None
+            alpha = self.arch.alpha[ct] if arch is None else arch["alpha"][ct]
+            beta = (self.arch.beta[ct] if ct in self.arch.beta else None) if arch is None else arch["beta"].get(ct)
             if not self.learns_arch:
                 alpha = torch.zeros_like(alpha).detach()
                 beta = torch.zeros_like(beta).detach() if beta is not None else None
@@ -329,6 +332,17 @@ class SearchAlgorithm:
             with torch.no_grad():
                 return self.paths(None, 1.0)
         return self.genotype_paths()
+
+    def node_groups(self) -> dict[str, list[list[int]]]:
+        """Per cell type, the indices of ``probabilities()["beta"]`` that form one node's input distribution."""
+        topo = self.topology
+        if isinstance(topo, SubsetMax):
+            groups = [list(range(sl.start, sl.stop)) for sl in topo.slices]
+        elif isinstance(topo, EdgeTopK):  # EdgeNormalization too: softmax(beta) over each node's incoming edges
+            groups = [list(g) for g in topo.groups]
+        else:
+            groups = []
+        return {ct: groups for ct in self.arch.beta}
 
     def probabilities(self) -> dict[str, dict[str, list]]:
         """Softmaxed alpha (per edge over its ops) and beta (per node over its edges / subsets), per cell type."""

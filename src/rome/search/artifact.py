@@ -38,8 +38,15 @@ HISTORY_COLUMNS = ("epoch", "tau", "lr", "train_loss", "train_acc", "arch_loss",
                    "n_param_free_normal")
 # measured, not computed: they differ between two runs of the same inputs, so they go to the run
 # record (state/<run>/search.run.json) and W&B, never into the artifact
-VOLATILE = ("peak_memory_mb", "seconds")
+VOLATILE = ("peak_memory_mb", "seconds", "hessian_seconds")
 PROBABILITY_COLUMNS = ("epoch", "series", "cell_type", "param", "edge", "op", "p")
+
+
+def history_columns(cell_types: Sequence[str]) -> tuple[str, ...]:
+    """history.csv's columns: the loop's scalars, then the collapse indicators (rome.search.indicators)."""
+    from rome.search.indicators import indicator_columns
+
+    return (*HISTORY_COLUMNS, *indicator_columns(cell_types))
 
 
 def write_search_artifact(folder: Path, doc: dict[str, Any], tensors: dict[str, torch.Tensor],
@@ -49,7 +56,7 @@ def write_search_artifact(folder: Path, doc: dict[str, Any], tensors: dict[str, 
     write_bytes(folder / ARCH_FILE, save_safetensors(tensors, metadata={"schema_version": str(SEARCH_SCHEMA_VERSION)}))
     write_json(folder / SEARCH_FILE, {"schema_version": SEARCH_SCHEMA_VERSION, **doc})
     write_json(folder / HISTORY_JSON, {"schema_version": SEARCH_SCHEMA_VERSION, "epochs": list(history)})
-    write_text(folder / HISTORY_CSV, csv_text(history, HISTORY_COLUMNS))
+    write_text(folder / HISTORY_CSV, csv_text(history, history_columns(doc["cell_types"])))
     write_text(folder / PROBABILITIES_CSV, csv_text(probability_rows, PROBABILITY_COLUMNS))
     write_json(folder / METRICS_FILE, metrics)
 

@@ -21,6 +21,12 @@ Where the paper is silent (choices of this project):
   * on the CPU ``search.amp`` is ignored (bf16 autocast is for GPUs);
   * augmentation (``search.augment``): both halves' batches, as DARTS's and GDAS's search loaders
     (crop + flip for natural images, crop only for digits); validation sees raw images.
+  * collapse indicators (``search.indicators``, rome.search.indicators) go into each epoch's history
+    row after validation; they read the network and never change it, so a search gives the same
+    weights and architecture with them on or off (tested). ``search.early_stop``
+    (rome.search.early_stop) decides from the history alone after each epoch's checkpoint; when it
+    fires the search ends and keeps the architecture parameters of the epoch the rule names (a snapshot
+    of alpha/beta is kept per epoch in the checkpoint for this).
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ from rome.reproducibility import rng_state, set_rng_state
 from rome.search.algorithms import SearchAlgorithm, build_algorithm
 from rome.search.batches import EndlessBatches, StreamBatches
 from rome.search.checkpoint import CHECKPOINT_FILE, fingerprint, load_checkpoint, save_checkpoint
+from rome.search.early_stop import StopDecision, StopRule, decide, hessian_due
+from rome.search.indicators import architecture_indicators, hessian_eigenvalue, timed
 from rome.search.modes import SearchBehaviour, resolve_behaviour
 from rome.search.sampling import linear_tau
 from rome.search.step import OptimizerSettings, StepParts, build_step_parts, search_step
@@ -125,6 +133,12 @@ class SearchState:
     history: list[dict[str, Any]] = field(default_factory=list)
     group: ProcessGroup = SINGLE
     stem: str = "cifar"  # the resolved search.stem
+    arch_by_epoch: list[dict[str, torch.Tensor]] = field(default_factory=list)  # alpha/beta after each epoch
+    stop: StopDecision | None = None  # search.early_stop's decision, once it fired
+
+    @property
+    def stop_rule(self) -> StopRule:
+        return StopRule.from_search(self.config.early_stop, self.config.indicators)
 
     @property
     def model(self) -> nn.Module:
@@ -153,6 +167,7 @@ class SearchState:
             "val_batches": self.val_batches.state_dict(),
             "rng": rng_state(),
             "history": self.history,
+            "arch_by_epoch": self.arch_by_epoch,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -170,6 +185,7 @@ class SearchState:
         self.val_batches.load_state_dict(state["val_batches"])
         set_rng_state(state["rng"])
         self.history = list(state["history"])
+        self.arch_by_epoch = [dict(snapshot) for snapshot in state.get("arch_by_epoch") or []]
 
 
 def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
@@ -188,6 +204,7 @@ def build_state(config: SearchConfig, seed: int, dataset: str, data: SearchData,
         raise RomeError(f"search.batch_size = {s.batch_size}: larger than the search splits "
                         f"({len(data.train_labels)} / {len(data.val_labels)} images); lower it or enlarge data.subset")
     behaviour = resolve_behaviour(s, space)
+    check_early_stop(s)
     stem = resolve_stem(s.stem, data.resolution, space)
     if stem == "imagenet":
         check_imagenet_stem(data.resolution, s.layers, s.stem)
@@ -244,6 +261,35 @@ def evaluate(state: SearchState, paths: dict[str, CellPath], max_batches: int | 
         n += len(y)
     model.train()
     return loss_sum / max(n, 1), correct / max(n, 1)
+
+
+def check_early_stop(s: SearchConfig) -> None:
+    """The early-stopping rule must be able to fire: one line naming the key otherwise."""
+    criterion = s.early_stop.get("criterion", "none")
+    if criterion == "eigenvalue" and not s.indicators.get("hessian_every"):
+        raise RomeError("search.early_stop.criterion = eigenvalue: needs the eigenvalue it watches; "
+                        "set search.indicators.hessian_every >= 1 (R-DARTS: 2)")
+    if criterion == "eigenvalue" and s.algorithm == "random":
+        raise RomeError("search.early_stop.criterion = eigenvalue: random learns no architecture parameters, so there "
+                        "is no Hessian to watch; expected none or param_free")
+
+
+def epoch_indicators(state: SearchState, geno: dict[str, Any], probs: dict[str, Any], tau: float,
+                     epoch: int) -> tuple[dict[str, Any], float | None]:
+    """The history row's indicator columns (rome.search.indicators) and the eigenvalue's seconds (None if not due)."""
+    ind = state.config.indicators
+    row: dict[str, Any] = architecture_indicators(geno, probs, state.algorithm.node_groups())
+    row["hessian_eig"], row["hessian_iters"], seconds = None, None, None
+    if hessian_due(epoch + 1, state.config.epochs, int(ind.get("hessian_every", 0))):
+        batches = list(state.val_batches.in_order(int(ind["hessian_batches"])))
+        result, seconds = timed(lambda: hessian_eigenvalue(
+            state.model, state.algorithm, batches, int(ind["hessian_draws"]), tau, state.seed,
+            int(ind["hessian_iters"]), float(ind["hessian_tol"])))
+        if result is not None:
+            row["hessian_eig"], row["hessian_iters"] = result.value, result.iterations
+        else:
+            seconds = None  # random: nothing was computed
+    return row, seconds
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -364,7 +410,9 @@ def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
     val_batches = s.steps_per_epoch  # null: the whole search_val split
     run_epochs = 0
     stopping.reached(state.epoch, s.epochs)  # a stop in this run's first epoch resumes after the resumed one
-    while state.epoch < s.epochs:
+    rule = state.stop_rule
+    state.stop = decide(rule, state.history, s.epochs)  # resumed after the rule fired: stopped already
+    while state.epoch < s.epochs and state.stop is None:
         if max_epochs_this_run is not None and run_epochs >= max_epochs_this_run:
             return SearchResult(state, complete=False)
         epoch = state.epoch
@@ -387,6 +435,8 @@ def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
         val_loss, val_acc = evaluate(state, state.algorithm.eval_paths(), val_batches)
         geno = state.algorithm.genotype()
         probs = state.algorithm.probabilities()
+        seconds = time.perf_counter() - t0
+        indicators, hessian_seconds = epoch_indicators(state, geno, probs, tau, epoch)
         row = {
             "epoch": epoch + 1, "tau": tau, "lr": lr,
             "train_loss": sums["train_loss"] / steps, "train_acc": sums["train_acc"] / steps,
@@ -395,13 +445,17 @@ def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
             "alpha": probs["alpha"], "beta": probs["beta"],
             "genotype": {ct: [list(e) for e in entries] for ct, entries in geno.items()},
             "n_param_free_normal": count_param_free(op for op, _ in geno.get("normal", [])),
+            **indicators,
             "peak_memory_mb": round(peak_memory_mb(state.device), 1),
-            "seconds": round(time.perf_counter() - t0, 3),
+            "seconds": round(seconds, 3),
+            "hessian_seconds": None if hessian_seconds is None else round(hessian_seconds, 3),
         }
         if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss")):
             raise not_finite(epoch, f"train {row['train_loss']}, val {row['val_loss']}")
         state.history.append(row)
+        state.arch_by_epoch.append({k: v.clone() for k, v in state.algorithm.arch.named_tensors().items()})  # own copies
         state.epoch = epoch + 1
+        state.stop = decide(rule, state.history, s.epochs)
         if ckpt_path is not None and group.is_main:
             save_checkpoint(ckpt_path, {"fingerprint": fp, "tau": tau, **state.state_dict()})
         stopping.reached(state.epoch, s.epochs)
@@ -411,5 +465,15 @@ def _run_epochs(state: SearchState, ckpt_path: Path | None, fp: dict[str, Any],
         log(f"search epoch {epoch + 1}/{s.epochs}: tau {tau:.3f} lr {lr:.4g} train loss {row['train_loss']:.4f} "
             f"acc {row['train_acc']:.3f} | supernet val loss {val_loss:.4f} acc {val_acc:.3f} (weight-sharing supernet, "
             f"not the derived model) | param-free normal "
-            f"{row['n_param_free_normal']} | peak {row['peak_memory_mb']:.0f} MB | {row['seconds']:.1f}s")
+            f"{row['n_param_free_normal']}{_eigen_text(row)} | peak {row['peak_memory_mb']:.0f} MB | {row['seconds']:.1f}s")
+        if state.stop is not None:
+            log(f"search: early stop after epoch {state.stop.fired_epoch}/{s.epochs} (search.early_stop.criterion = "
+                f"{state.stop.criterion}): {state.stop.reason}; keeping the architecture of epoch "
+                f"{state.stop.chosen_epoch}")
     return SearchResult(state, complete=True)
+
+
+def _eigen_text(row: dict[str, Any]) -> str:
+    if row.get("hessian_eig") is None:
+        return ""
+    return f" | Hessian eigenvalue {row['hessian_eig']:.4g} ({row['hessian_seconds']:.1f}s)"

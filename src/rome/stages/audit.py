@@ -71,6 +71,9 @@ def collect(target: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         for key in ("wandb_run_id", "wandb_run_ids"):
             if key in doc:
                 extras.setdefault("wandb", {})[file.name] = doc[key]
+        if file.name == "search.json" and "epochs_run" in doc:  # search.early_stop's decision, if it fired
+            extras["search_stop"] = {"epochs": doc.get("epochs"), "epochs_run": doc["epochs_run"],
+                                     "early_stop": doc.get("early_stop")}
     if not blocks:
         raise RomeError(f"{target}: no provenance block found; expected an artifact written by rome")
     return blocks, extras
@@ -202,6 +205,7 @@ def report(target: Path, params_file: Path, overrides: list[str], lock: Path,
         "seed": head["params"].get("seed"),
         "dvc": {s: dvc_lock_entry(lock, r.get("dvc_stage")) for s, r in records.items() if r.get("dvc_stage")},
         "wandb": extras.get("wandb", {}),
+        "search_stop": extras.get("search_stop"),
         "workspace": reproducibility(blocks, params_file, overrides, data_dir),
     }
 
@@ -222,6 +226,13 @@ def render(rep: dict[str, Any]) -> str:
         lines += [f"  {k} = {json.dumps(v['value'])}  <- {v['origin']}" for k, v in hp["resolved"].items()]
         lines += [f"  (not applied) {k} = {json.dumps(v['value'])}  <- {v['source']}"
                   for k, v in hp["recorded_not_applied"].items()]
+    stop = rep.get("search_stop")
+    if stop and stop.get("early_stop"):
+        es = stop["early_stop"]
+        lines += ["", f"search stopped early ({es['criterion']}) after epoch {es['fired_epoch']} of {stop['epochs']}: "
+                      f"{es['reason']}; the architecture is epoch {es['chosen_epoch']}'s"]
+    elif stop:
+        lines += ["", f"search ran all {stop['epochs_run']} of {stop['epochs']} epochs (no early stop fired)"]
     lines.append("")
     for stage, info in rep["stages"].items():
         lines.append(f"{stage}: params {info['params_hash'][:16]}  code {str(info.get('code_hash'))[:16]}"

@@ -26,7 +26,7 @@ from rome.paths import checkpoint_dir, input_dir, stream_cache_dir
 from rome.reproducibility import resolve_device, seed_everything, set_deterministic
 from rome.search import checkpoint as search_checkpoint
 from rome.sections import SearchConfig
-from rome.search.artifact import ALPHA_PNG, CHECKPOINT_FILE, CURVES_PNG, HISTORY_COLUMNS, VOLATILE, write_search_artifact
+from rome.search.artifact import ALPHA_PNG, CHECKPOINT_FILE, CURVES_PNG, VOLATILE, history_columns, write_search_artifact
 from rome.algorithms.hyperparameters import provenance_block, reference_changes
 from rome.tracking import tracking_run_id
 
@@ -85,7 +85,8 @@ def search_document(result: Any, params: dict[str, Any], data_sha: str | None) -
     from rome.search.loop import steps_per_epoch
 
     state = result.state
-    algo, space, last = state.algorithm, state.space, state.history[-1]
+    algo, space = state.algorithm, state.space
+    last = kept_row(state)  # the last epoch's, or the one search.early_stop chose
     doc: dict[str, Any] = {
         "space": space.name,
         "kind": space.kind,
@@ -107,6 +108,8 @@ def search_document(result: Any, params: dict[str, Any], data_sha: str | None) -
         "tau_final": last["tau"],
         "genotype": last["genotype"],
         "final": {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "n_param_free_normal")},
+        "epochs_run": len(state.history),
+        "early_stop": None if state.stop is None else state.stop.as_dict(),
         "provenance": search_provenance(params, data_sha),
     }
     if hasattr(algo.topology, "pairs"):
@@ -114,20 +117,32 @@ def search_document(result: Any, params: dict[str, Any], data_sha: str | None) -
     return doc
 
 
+def kept_row(state: Any) -> dict[str, Any]:
+    """The history row of the architecture the artifact keeps: the last epoch's, or early stopping's choice."""
+    return state.history[-1] if state.stop is None else state.history[state.stop.chosen_epoch - 1]
+
+
+def kept_arch(state: Any) -> dict[str, Any]:
+    """alpha/beta as the artifact keeps them: the final parameters, or the snapshot of early stopping's epoch."""
+    if state.stop is None:
+        return state.algorithm.arch.named_tensors()
+    return state.arch_by_epoch[state.stop.chosen_epoch - 1]
+
+
 def write_outputs(folder: Path, result: Any, params: dict[str, Any], data_sha: str | None) -> None:
     state = result.state
     history = [{k: v for k, v in h.items() if k not in VOLATILE} for h in state.history]
     doc = search_document(result, params, data_sha)
-    last = history[-1]
+    last = {k: v for k, v in kept_row(state).items() if k not in VOLATILE}
     write_search_artifact(
-        folder, doc, state.algorithm.arch.named_tensors(), history,
+        folder, doc, kept_arch(state), history,
         probability_rows(history, state.space, state.algorithm.topology.labels()),
         # named for what they measure: the weight-sharing supernet's argmax path on search_val
         {"supernet_val_acc": last["val_acc"], "supernet_val_loss": last["val_loss"],
          "n_param_free_normal": last["n_param_free_normal"]})
     from rome.curves import plot_alpha_heatmap, plot_search_curves
 
-    plot_search_curves(history, folder / CURVES_PNG)
+    plot_search_curves(history, folder / CURVES_PNG, stop=state.stop)
     ops = {ct: [state.space.ops(ct, e) for e in range(len(per_edge))] for ct, per_edge in last["alpha"].items()}
     plot_alpha_heatmap(history, ops, folder / ALPHA_PNG)
 
@@ -163,7 +178,8 @@ def log_epoch(tracker: tracking.Tracker, row: dict[str, Any]) -> None:
     if not tracker.active:
         return
     step = row["epoch"]
-    tracker.log({k: row[k] for k in (*HISTORY_COLUMNS, *VOLATILE) if k != "epoch" and row.get(k) is not None}, step=step)
+    columns = (*history_columns(list(row["alpha"])), *VOLATILE)
+    tracker.log({k: row[k] for k in columns if k != "epoch" and row.get(k) is not None}, step=step)
     alpha = [[ct, e, i, p] for ct, edges in row["alpha"].items() for e, ps in enumerate(edges) for i, p in enumerate(ps)]
     tracker.log_table("alpha", ["cell_type", "edge", "op_index", "p"], alpha, step=step)
     if row["beta"]:
@@ -216,10 +232,13 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
         with atomic_dir(out, LAYOUTS["search"]) as tmp:
             write_outputs(tmp, result, params, prepared.data_sha256)
             export_checkpoint(ckpt_dir / search_checkpoint.CHECKPOINT_FILE, tmp / CHECKPOINT_FILE)
-        tracker.summary({k: result.history[-1][k] for k in ("val_acc", "val_loss", "n_param_free_normal")})
+        kept = kept_row(result.state)
+        tracker.summary({**{k: kept[k] for k in ("val_acc", "val_loss", "n_param_free_normal")},
+                         "epochs_run": len(result.history),
+                         "early_stop_epoch": None if result.state.stop is None else result.state.stop.chosen_epoch})
         tracker.log_artifact(out, tracking.artifact_name(params, "search"), "search")
         write_run_record(params, "search", out, tracker.run_id, seconds=round(sum(h["seconds"] for h in result.history), 3),
-                         epochs=[{k: h[k] for k in ("epoch", *VOLATILE)} for h in result.history],
+                         epochs=[{k: h.get(k) for k in ("epoch", *VOLATILE)} for h in result.history],
                          processes=group.world_size,
                          channels_last=use_channels_last(s["channels_last"], device))  # what auto resolved to
     # The finished run's checkpoint now lives in the artifact; the state folder only ever holds an
@@ -227,7 +246,11 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     # completed run's checkpoint (an interrupted one is still refused).
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     group.barrier()
-    last = result.history[-1]
+    last = kept_row(result.state)
+    if result.state.stop is not None:
+        stop = result.state.stop
+        logger.info(f"search: stopped early after epoch {stop.fired_epoch}/{s['epochs']} ({stop.criterion}); "
+                    f"search.json and arch.safetensors hold epoch {stop.chosen_epoch}'s architecture")
     logger.info(f"search: {s['algorithm']} on {s['space']}: supernet val acc {last['val_acc']:.3f} (weight-sharing "
                 f"supernet at the search budget, not the derived model: `rome train` measures that), "
                 f"parameter-free ops in the normal cell {last['n_param_free_normal']}")
