@@ -7,8 +7,15 @@ CPU scale). Then it reads each run's genotype.json (the final count) and history
 of the cell derived after every epoch: the evolution) and writes the result JSON, the README table
 and the plot.
 
+Trajectories (issue 21): when the config turns ``search.indicators.hessian_every`` on, each run's
+Hessian eigenvalue per epoch and its cost beside the search epoch's, and what early stopping
+(eigenvalue and param_free, with the config's ``search.early_stop`` settings) would have kept:
+``benchmarks.early_stop`` applies the rule to the full history. ``--retrain`` trains every distinct
+kept cell from scratch with the config's ``train`` section and reports its test accuracy.
+
     python -m benchmarks collapse                 # CPU scale (default)
     python -m benchmarks collapse --scale paper   # the R-DARTS search setting, GPU
+    python -m benchmarks collapse --config benchmarks/configs/collapse_testbed.yaml --retrain   # the testbed
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import pipeline, plots, report
+from benchmarks import early_stop, pipeline, plots, report
+from rome.artifacts import read_json
+from rome.paths import run_record_path
 
 NAME = "collapse"
 CONFIGS = {"cpu": report.BENCH_DIR / "configs" / "collapse.yaml",
@@ -31,6 +40,16 @@ PAPER = {
     "param_free_normal": {"s2": {"gdas": 6.0, "rome": 2.0}, "s3": {"gdas": 6.5, "rome": 2.0}},
     "of": NORMAL_ENTRIES,
 }
+
+
+def epoch_costs(run: dict[str, Any]) -> dict[str, float | None]:
+    """Mean seconds of a search epoch and of an eigenvalue computation (the run record's measured figures)."""
+    record = run_record_path(run, "search")
+    epochs = read_json(record, "search run record").get("epochs", []) if record.is_file() else []
+    search = [e["seconds"] for e in epochs if e.get("seconds") is not None]
+    hessian = [e["hessian_seconds"] for e in epochs if e.get("hessian_seconds") is not None]
+    return {"epoch_seconds": sum(search) / len(search) if search else None,
+            "hessian_seconds": sum(hessian) / len(hessian) if hessian else None}
 
 
 def run_figures(run: dict[str, Any]) -> dict[str, Any]:
@@ -45,33 +64,73 @@ def run_figures(run: dict[str, Any]) -> dict[str, Any]:
         "space": run["search"]["space"], "algorithm": run["search"]["algorithm"], "seed": run["seed"],
         "param_free_normal": final, "curve": curve, "normal": geno.get("genotype", {}).get("normal"),
         "search_seconds": pipeline.read_search(run).get("seconds"),
+        "eigenvalue": [h.get("hessian_eig") for h in history],
+        "final_genotype": history[-1]["genotype"] if history else None,
+        "early_stop": early_stop.simulated_stops(history, run),
+        **epoch_costs(run),
     }
 
 
-def summarize(rows: list[dict[str, Any]], spaces: Sequence[str], algorithms: Sequence[str]) -> list[dict[str, Any]]:
+def _mean(values: Sequence[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return round(sum(vals) / len(vals), 3) if vals else None
+
+
+def stop_summary(group: list[dict[str, Any]], criterion: str, epochs: int) -> dict[str, Any] | None:
+    """Early stopping by ``criterion`` over the seeds: how often it fired, epochs run, what the kept cells hold."""
+    stops = [r["early_stop"].get(criterion, "absent") for r in group]
+    if any(s == "absent" for s in stops):
+        return None
+    kept = [s["param_free_normal"] if s else r["param_free_normal"] for r, s in zip(group, stops)]
+    m, sd = report.mean_std(kept)
+    return {"fired": sum(s is not None for s in stops),
+            "epochs_run_mean": _mean([s["fired_epoch"] if s else epochs for s in stops]),
+            "kept_epoch_per_seed": [s["chosen_epoch"] if s else None for s in stops],
+            "param_free_mean": round(m, 3), "param_free_std": round(sd, 3), "per_seed": kept,
+            "top1_mean": _mean([(r.get("accuracy") or {}).get(criterion) for r in group]),
+            "top1_per_seed": [(r.get("accuracy") or {}).get(criterion) for r in group]}
+
+
+def summarize(rows: list[dict[str, Any]], spaces: Sequence[str], algorithms: Sequence[str],
+              epochs: int = 0) -> list[dict[str, Any]]:
     out = []
     for space in spaces:
         for algo in algorithms:
-            group = [r for r in rows if r["space"] == space and r["algorithm"] == algo]
+            group = sorted([r for r in rows if r["space"] == space and r["algorithm"] == algo], key=lambda r: r["seed"])
             m, s = report.mean_std([r["param_free_normal"] for r in group])
             secs, _ = report.mean_std([r["search_seconds"] for r in group])
+            hess, epoch_s = _mean([r.get("hessian_seconds") for r in group]), _mean([r.get("epoch_seconds") for r in group])
             out.append({"space": space, "algorithm": algo, "n_seeds": len(group),
                         "param_free_mean": round(m, 3), "param_free_std": round(s, 3),
-                        "per_seed": [r["param_free_normal"] for r in sorted(group, key=lambda r: r["seed"])],
+                        "per_seed": [r["param_free_normal"] for r in group],
                         "search_seconds_mean": round(secs, 1),
+                        "top1_mean": _mean([(r.get("accuracy") or {}).get("final") for r in group]),
+                        "top1_per_seed": [(r.get("accuracy") or {}).get("final") for r in group],
+                        "hessian_seconds_mean": hess, "epoch_seconds_mean": epoch_s,
+                        "hessian_cost_ratio": round(hess / epoch_s, 3) if hess and epoch_s else None,
+                        "early_stop": {c: stop_summary(group, c, epochs) for c in early_stop.CRITERIA},
                         "paper": PAPER["param_free_normal"].get(space, {}).get(algo)})
     return out
 
 
-def collect(params: dict[str, Any]) -> dict[str, Any]:
-    rows = [run_figures(r) for r in pipeline.runs(params)]
+def collect(params: dict[str, Any], retrain: bool = False, config: Path | None = None, cores: int = 2) -> dict[str, Any]:
+    runs = pipeline.runs(params)
+    rows = [run_figures(r) for r in runs]
+    if retrain:
+        assert config is not None
+        early_stop.retrain(config, runs, rows, cores)
     sw, s = params["sweep"], params["search"]
     settings = {k: s[k] for k in ("k_samples", "epochs", "steps_per_epoch", "batch_size", "layers", "init_channels",
-                                   "w_lr", "a_lr", "tau_max", "tau_min")}
+                                   "w_lr", "a_lr", "tau_max", "tau_min", "behaviour", "arch_warmup_epochs",
+                                   "indicators", "early_stop", "mode")}
+    if retrain:
+        settings["retrain"] = {k: params["train"][k] for k in ("epochs", "steps_per_epoch", "batch_size", "layers",
+                                                                "init_channels", "lr")}
+        settings["retrain"]["subset"] = {k: params["data"]["subset"][k] for k in ("train", "test")}
     settings["data"] = {"dataset": params["data"]["dataset"], "root": params["data"]["root"],
                         "resize": params["data"]["resize"], "subset": params["data"]["subset"]}
     settings["spaces"], settings["seeds"] = list(sw["spaces"]), list(sw["seeds"])
-    return {"settings": settings, "summary": summarize(rows, sw["spaces"], sw["algorithms"]), "runs": rows}
+    return {"settings": settings, "summary": summarize(rows, sw["spaces"], sw["algorithms"], s["epochs"]), "runs": rows}
 
 
 def table_markdown(doc: dict[str, Any]) -> str:
@@ -83,17 +142,50 @@ def table_markdown(doc: dict[str, Any]) -> str:
               "search s / run"]
     pl = f.get("pipeline") or {}
     timing = report.timing_line(pl, f.get("budget_minutes"))
+    trajectories = trajectory_table(f)
     d = s["data"]
     lines = [f"Search: {s['layers']} cells, {s['init_channels']} channels, batch {s['batch_size']}, {s['epochs']} epochs x "
              f"{s['steps_per_epoch']} steps, ROME K={s['k_samples']}, data {d['dataset']} resized to {d['resize']} "
              f"(subset {d['subset']}), seeds {s['seeds']}.", "",
-             report.markdown_table(header, rows), "", timing, "", report.provenance_line(doc)]
+             report.markdown_table(header, rows), "", *trajectories, timing, "", report.provenance_line(doc)]
     return "\n".join(lines)
+
+
+def trajectory_table(f: dict[str, Any]) -> list[str]:
+    """With indicators: per space x algorithm, without vs with each early-stopping rule (lines, or none)."""
+    s = f["settings"]
+    if not (s.get("indicators") or {}).get("hessian_every"):
+        return []
+    es = s["early_stop"]
+    header = ["space", "algorithm", "early stop", "fired (of seeds)", "epochs run", "kept epoch per seed",
+              f"param-free of {NORMAL_ENTRIES}", "test top-1 % (retrained)", "eigenvalue s / search epoch s"]
+    rows = []
+    for r in f["summary"]:
+        rows.append([r["space"].upper(), r["algorithm"], "none", "-", s["epochs"], "-",
+                     report.pm(r["param_free_mean"], r["param_free_std"]), report.fmt(r.get("top1_mean")),
+                     f"{report.fmt(r['hessian_seconds_mean'])} / {report.fmt(r['epoch_seconds_mean'])} = "
+                     f"{report.fmt(r['hessian_cost_ratio'])}"])
+        for criterion, st in (r.get("early_stop") or {}).items():
+            if st is None:
+                continue
+            rows.append(["", "", criterion, f"{st['fired']}/{r['n_seeds']}", report.fmt(st["epochs_run_mean"]),
+                         ", ".join("-" if e is None else str(e) for e in st["kept_epoch_per_seed"]),
+                         report.pm(st["param_free_mean"], st["param_free_std"]), report.fmt(st.get("top1_mean")), ""])
+    rule = (f"eigenvalue: every {s['indicators']['hessian_every']} epoch(s), window {es['window']}, delta {es['delta']}, "
+            f"ratio {es['ratio']}, start epoch {es['start_epoch']}; param_free: {es['max_param_free']} parameter-free "
+            f"ops in the normal cell")
+    retrain = s.get("retrain")
+    how = (f"retrained {retrain['epochs']} epochs, {retrain['layers']} cells x {retrain['init_channels']} channels on "
+           f"{retrain['subset']['train']} images, tested on {retrain['subset']['test']}" if retrain else
+           "not retrained (run with --retrain)")
+    return [f"Trajectories and early stopping (applied to each full history, rome.search.early_stop.decide; {rule}; "
+            f"cells {how}):", "", report.markdown_table(header, rows), ""]
 
 
 def plot(doc: dict[str, Any], path: Path) -> Path:
     f = doc["figures"]
     panels = []
+    with_eigen = any(any(v is not None for v in r.get("eigenvalue") or []) for r in f["runs"])
     for space in f["settings"]["spaces"]:
         runs = [r for r in f["runs"] if r["space"] == space]
         series: dict[str, list[list[float]]] = {}
@@ -104,13 +196,28 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
         panels.append(plots.Panel(f"{space.upper()}: derived normal cell after each epoch",
                                   f"parameter-free ops (of {NORMAL_ENTRIES})", list(range(1, epochs + 1)), series, refs,
                                   ylim=(-0.3, NORMAL_ENTRIES + 0.3)))
-    return plots.curves(panels, path)
+        if with_eigen:
+            eig: dict[str, list[list[float | None]]] = {}
+            for r in sorted(runs, key=lambda r: (r["algorithm"], r["seed"])):
+                if any(v is not None for v in r["eigenvalue"]):
+                    eig.setdefault(r["algorithm"], []).append(r["eigenvalue"])
+            panels.append(plots.Panel(f"{space.upper()}: dominant Hessian eigenvalue (validation loss, alpha)",
+                                      "eigenvalue", list(range(1, epochs + 1)), eig))
+    return plots.curves(panels, path, columns=2 if with_eigen else None)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     pipeline.add_arguments(p, NAME, CONFIGS)
+    p.add_argument("--retrain", action="store_true",
+                   help="train every distinct kept cell (final, and each early-stopping rule's) from scratch with the "
+                        "config's train section and report its test accuracy")
 
 
 def main(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Path:
-    return pipeline.run_benchmark(NAME, args, argv, collect, table_markdown, plot, CONFIGS, BUDGET_MINUTES, PAPER,
+    config = args.config or CONFIGS[args.scale]
+
+    def collect_fn(params: dict[str, Any]) -> dict[str, Any]:
+        return collect(params, retrain=args.retrain, config=config, cores=args.cores)
+
+    return pipeline.run_benchmark(NAME, args, argv, collect_fn, table_markdown, plot, CONFIGS, BUDGET_MINUTES, PAPER,
                                   until="derive")

@@ -41,9 +41,15 @@ def _mean(columns: Sequence[Sequence[float | None]]) -> list[float | None]:
     return out
 
 
-def curves(panels: Sequence[Panel], path: Path, xlabel: str = "search epoch") -> Path:
-    fig = Figure(figsize=(5.2 * len(panels), 3.8))
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+def curves(panels: Sequence[Panel], path: Path, xlabel: str = "search epoch", columns: int | None = None) -> Path:
+    """One axes per panel, in rows of ``columns`` (default: all in one row)."""
+    ncols = columns or len(panels)
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(5.2 * ncols, 3.8 * nrows))
+    grid = fig.subplots(nrows, ncols, squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     for ax, panel in zip(axes, panels):
         for label, seeds in panel.series.items():
             colour = COLOURS.get(label.split(":")[0], None)

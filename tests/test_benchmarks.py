@@ -470,3 +470,59 @@ def test_stream_table() -> None:
     text = stream.table(doc)
     assert "| stream | 50000 | 10.00 | 400.00 | 400.00 | 50.00 | 300.00 | 400.00 | 50.00 | 300.00 |" in text
     assert "2 DataLoader workers" in text and "child" in text and "commit" in text
+
+
+@pytest.fixture(scope="module")
+def trajectory_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A smoke sweep with the eigenvalue every epoch and an early-stopping rule that can fire in 4 epochs."""
+    root = tmp_path_factory.mktemp("trajectories")
+    params = smoke(root / "results", "search.space=s2", "sweep.spaces=[s2]", "sweep.algorithms=[gdas, darts]",
+                   "sweep.seeds=[0]", "search.epochs=4", "search.indicators.hessian_every=1",
+                   "search.indicators.hessian_iters=5", "search.early_stop.window=1", "search.early_stop.delta=1",
+                   "search.early_stop.ratio=1.0001", "search.early_stop.start_epoch=1",
+                   "search.early_stop.max_param_free=1")
+    prepare.run(params, stage_dir(params, "prepare"))
+    _run_stages(params, ("search", "derive"))
+    return params
+
+
+def test_collapse_trajectories_early_stop_and_retraining(trajectory_sweep: dict, tmp_path: Path) -> None:
+    """Eigenvalue curves, each rule's decision equal to what the stage would keep, retrained scores for each
+    distinct kept cell, and the trajectory table and eigenvalue panels."""
+    import yaml
+
+    from benchmarks import early_stop
+    from rome.search.early_stop import StopRule, decide
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"preset": "smoke", "results_dir": trajectory_sweep["results_dir"],  # as the sweep's
+                                      "search": {"space": "s2"},
+                                      "sweep": {"spaces": ["s2"], "algorithms": ["gdas", "darts"], "seeds": [0]}}))
+    figures = collapse.collect(trajectory_sweep, retrain=True, config=config, cores=2)
+    for r in figures["runs"]:
+        history = pipeline.read_history({**trajectory_sweep, "search": {**trajectory_sweep["search"],
+                                                                         "algorithm": r["algorithm"]}})
+        assert r["eigenvalue"] == [h["hessian_eig"] for h in history] and all(v is not None for v in r["eigenvalue"])
+        assert r["hessian_seconds"] > 0 and r["epoch_seconds"] > 0
+        for criterion in early_stop.CRITERIA:
+            rule = StopRule.from_search({**trajectory_sweep["search"]["early_stop"], "criterion": criterion},
+                                        trajectory_sweep["search"]["indicators"])
+            d = decide(rule, history, 4)
+            stop = r["early_stop"][criterion]
+            assert (stop is None) == (d is None)
+            if stop:
+                assert stop["genotype"] == history[d.chosen_epoch - 1]["genotype"]
+        assert set(r["accuracy"]) == {"final", *early_stop.CRITERIA} and all(0 <= v <= 100 for v in r["accuracy"].values())
+    fired = [(r, c) for r in figures["runs"] for c, s in r["early_stop"].items()
+             if s and s["genotype"] != r["final_genotype"]]
+    assert fired, "the rules above are meant to fire before the end in this sweep"
+    for r, c in fired:  # a distinct kept cell was trained on its own
+        folder = stage_dir({**trajectory_sweep, "search": {**trajectory_sweep["search"], "algorithm": r["algorithm"]}},
+                           "search").parent / "retrain" / c
+        assert (folder / "evaluate" / "metrics.json").is_file()
+    figures["pipeline"] = None
+    doc = report.result_document("collapse", "python -m benchmarks collapse", figures, collapse.PAPER)
+    text = collapse.table_markdown(doc)
+    assert "Trajectories and early stopping" in text and "| eigenvalue |" in text and "param_free" in text
+    png = collapse.plot(doc, tmp_path / "t.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,119 @@
+"""What early stopping would have done to each finished search, and the retraining that scores it.
+
+``search.early_stop`` decides from the epoch history alone (rome.search.early_stop.decide), and the
+indicators never change a search (tests/test_indicators.py), so a search run to the end holds the run
+with early stopping inside it: the same epochs up to the one the rule fires at, and the architecture
+of the epoch it keeps is that epoch's history genotype (the stage keeps exactly that one: tested by
+test_stop_then_derive_through_the_stages). This module applies the rule to the full history, as
+R-DARTS's own ``--early_stop 2`` ("simulate early stopping and continue search afterwards") does, so
+one search answers "with" and "without".
+
+Retraining: each distinct kept cell (the final one, and each criterion's when it differs) is trained
+from scratch by ``rome train`` and scored by ``rome evaluate`` with the config's ``train`` section,
+the same commands the pipeline runs, under ``<run>/retrain/<kind>/`` in the benchmark's work folder.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+from rome.artifacts import read_json, write_json
+from rome.genotype.files import genotype_document, genotype_from_dict
+from rome.paths import stage_dir
+from rome.search.early_stop import StopRule, decide
+
+CRITERIA = ("eigenvalue", "param_free")
+
+
+def simulated_stops(history: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """Per criterion (eigenvalue only when the run computed eigenvalues): where the rule fires, the epoch it
+    keeps, that epoch's parameter-free count and genotype; None when it never fires."""
+    s = params["search"]
+    out: dict[str, dict[str, Any] | None] = {}
+    for criterion in CRITERIA:
+        if criterion == "eigenvalue" and not s["indicators"]["hessian_every"]:
+            continue
+        rule = StopRule.from_search({**s["early_stop"], "criterion": criterion}, s["indicators"])
+        decision = decide(rule, history, s["epochs"])
+        if decision is None:
+            out[criterion] = None
+            continue
+        kept = history[decision.chosen_epoch - 1]
+        out[criterion] = {**decision.as_dict(), "param_free_normal": int(kept["n_param_free_normal"]),
+                          "genotype": kept["genotype"]}
+    return out
+
+
+def _genotype_file(flat: dict[str, list[list[Any]]], nodes: int, space: str, folder: Path) -> Path:
+    """A derive-like folder holding genotype.json for a history genotype (DARTS-space cells)."""
+    concat = list(range(2, 2 + nodes))
+    body: dict[str, Any] = {}
+    for ct, entries in flat.items():
+        body[ct] = [list(e) for e in entries]
+        body[f"{ct}_concat"] = concat
+    doc = genotype_document(genotype_from_dict(body, str(folder)), space)
+    write_json(folder / "genotype.json", doc)
+    return folder
+
+
+def _rome(args: list[str], log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as fh:
+        res = subprocess.run([sys.executable, "-m", "rome.cli", *args], cwd=report.REPO, stdout=fh,
+                             stderr=subprocess.STDOUT)
+    if res.returncode:
+        raise RuntimeError(f"rome {' '.join(args[:1])} failed (exit {res.returncode}); see {log}")
+
+
+def retrain_one(config: Path, run: dict[str, Any], derive: Path, folder: Path) -> float:
+    """Train the cell in ``derive`` from scratch and evaluate it: the test top-1 (%)."""
+    metrics = folder / "evaluate" / "metrics.json"
+    if not metrics.is_file():
+        pins = ["--set", f"data.dataset={run['data']['dataset']}", "--set", f"search.space={run['search']['space']}",
+                "--set", f"search.algorithm={run['search']['algorithm']}", "--set", f"seed={run['seed']}"]
+        prepare = stage_dir(run, "prepare")
+        _rome(["train", "--params", str(config), *pins, "--input", f"prepare={prepare}", "--input", f"derive={derive}",
+               "--out", str(folder / "train"), "--threads", "1"], folder / "train.log")
+        _rome(["evaluate", "--params", str(config), *pins, "--input", f"prepare={prepare}",
+               "--input", f"train={folder / 'train'}", "--out", str(folder / "evaluate"), "--threads", "1"],
+              folder / "evaluate.log")
+    return float(read_json(metrics, "evaluation metrics")["top1"])
+
+
+def retrain(config: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]], cores: int) -> None:
+    """Fill ``row["accuracy"]`` ({"final": top1, criterion: top1 of its kept cell}) for every run, training
+    each distinct cell once (a criterion that keeps the final cell, or never fires, reuses the final score)."""
+    jobs: dict[Path, tuple[dict[str, Any], Path, Path]] = {}
+    wanted: list[tuple[dict[str, Any], str, Path]] = []
+    for run, row in zip(runs, rows):
+        base = stage_dir(run, "search").parent / "retrain"
+        final_folder = base / "final"
+        jobs[final_folder] = (run, stage_dir(run, "derive"), final_folder)
+        wanted.append((row, "final", final_folder))
+        for criterion, stop in row["early_stop"].items():
+            if stop is None or stop["genotype"] == row["final_genotype"]:
+                wanted.append((row, criterion, final_folder))
+                continue
+            folder = base / criterion
+            derive = _genotype_file(stop["genotype"], run["search"]["nodes"], run["search"]["space"], folder / "derive")
+            jobs[folder] = (run, derive, folder)
+            wanted.append((row, criterion, folder))
+    # one run's cells one after the other: they share the run's resume folder (state/<run>/train_ckpt)
+    by_run: dict[Path, list[Path]] = {}
+    for folder in jobs:
+        by_run.setdefault(folder.parent, []).append(folder)
+
+    def one_run(folders: list[Path]) -> list[tuple[Path, float]]:
+        return [(folder, retrain_one(config, *jobs[folder])) for folder in folders]
+
+    print(f"collapse: retraining {len(jobs)} cells of {len(by_run)} runs ({cores} runs at a time)", file=sys.stderr,
+          flush=True)
+    with ThreadPoolExecutor(max_workers=max(1, cores)) as pool:
+        scores = dict(pair for pairs in pool.map(one_run, by_run.values()) for pair in pairs)
+    for row, kind, folder in wanted:
+        row.setdefault("accuracy", {})[kind] = scores[folder]
