@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import pipeline, plots, report
+from benchmarks import early_stop, pipeline, plots, report
 from rome.artifacts import read_json, sha256_file
 from rome.errors import RomeError
 from rome.genotype.types import NB201Genotype
@@ -109,11 +109,17 @@ def run_figures(run: dict[str, Any], table: Table) -> dict[str, Any]:
         raise RomeError(f"{stage_dir(run, 'evaluate')}/metrics.json: no {key}; expected evaluate.benchmark_table to be set")
     history = pipeline.read_history(run)
     curve = [table.test(arch_from_flat(h["genotype"]["normal"])) for h in history]
+    stops = early_stop.simulated_stops(history, run)
+    for stop in stops.values():  # the kept cell scored by the same lookup (the table needs no retraining)
+        if stop is not None:
+            stop["test"] = table.test(arch_from_flat(stop["genotype"]["normal"]))
     return {
         "algorithm": run["search"]["algorithm"], "seed": run["seed"], "arch": arch,
         "test": metrics[key], "valid": metrics.get(f"nb201_{dataset}_valid"), "index": table.rows.get(arch, (None, None, None))[2],
         "ops": op_counts(arch), "search_seconds": pipeline.read_search(run).get("seconds"),
         "curve_test": curve,
+        "eigenvalue": [h.get("hessian_eig") for h in history],
+        "early_stop": stops,
     }
 
 
@@ -132,8 +138,21 @@ def summarize(rows: list[dict[str, Any]], algorithms: Sequence[str]) -> dict[str
             "ops_mean": {k: round(statistics.fmean(r["ops"][k] for r in group), 2) for k in (*OP_GROUPS, "param_free")}
             if group else {},
             "search_seconds_mean": round(statistics.fmean(r["search_seconds"] for r in group), 1) if group else None,
+            "early_stop": {c: _stop_summary(group, c) for c in early_stop.CRITERIA},
         }
     return out
+
+
+def _stop_summary(group: list[dict[str, Any]], criterion: str) -> dict[str, Any] | None:
+    """What ``criterion`` would have kept over the seeds: fired count, epochs run, the kept cells' lookup."""
+    stops = [(r, (r.get("early_stop") or {}).get(criterion, "absent")) for r in sorted(group, key=lambda r: r["seed"])]
+    if not stops or any(s == "absent" for _, s in stops):
+        return None
+    tests = [s["test"] if s else r["test"] for r, s in stops]
+    m, sd = report.mean_std(tests)
+    return {"fired": sum(s is not None for _, s in stops), "test_mean": round(m, 3), "test_std": round(sd, 3),
+            "per_seed_test": tests, "epochs_run": [s["fired_epoch"] if s else len(r["curve_test"]) for r, s in stops],
+            "kept_epoch": [s["chosen_epoch"] if s else None for _, s in stops]}
 
 
 def aggregate_summary(params: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +179,7 @@ def collect(params: dict[str, Any]) -> dict[str, Any]:
     check_against_aggregate(summary, aggregate_summary(params), params)
     s = params["search"]
     settings = {k: s[k] for k in ("space", "k_samples", "epochs", "steps_per_epoch", "batch_size", "layers",
-                                   "init_channels", "w_lr", "a_lr", "tau_max", "tau_min")}
+                                   "init_channels", "w_lr", "a_lr", "tau_max", "tau_min", "indicators", "early_stop")}
     settings["data"] = {"dataset": params["data"]["dataset"], "root": params["data"]["root"],
                         "resize": params["data"]["resize"], "subset": params["data"]["subset"]}
     settings["train"] = {k: params["train"][k] for k in ("epochs", "steps_per_epoch", "layers", "init_channels")}
@@ -184,6 +203,15 @@ def table_markdown(doc: dict[str, Any]) -> str:
                      ops.get("param_free"), a["search_seconds_mean"], paper.get(algo, "–")])
     header = ["algorithm", "seeds", f"{t['dataset']} test % (table) mean ± std", "per seed", "valid %", "skip", "none", "pool",
               "param-free of 6", "search s / run", "paper (200-epoch NB201)"]
+    stop_rows = [[algo, c, f"{st['fired']}/{a['n_seeds']}", ", ".join(map(str, st["epochs_run"])),
+                  ", ".join("-" if e is None else str(e) for e in st["kept_epoch"]), report.pm(st["test_mean"], st["test_std"]),
+                  report.pm(a["test_mean"], a["test_std"])]
+                 for algo, a in f["algorithms"].items() for c, st in (a.get("early_stop") or {}).items() if st]
+    stops = ([f"Early stopping applied to each full history (benchmarks/early_stop.py; search.early_stop {s.get('early_stop')}), "
+              "the kept cell looked up in the same table:", "",
+              report.markdown_table(["algorithm", "early stop", "fired", "epochs run per seed", "kept epoch per seed",
+                                     "test % with", "test % without"], stop_rows), ""]
+             if any(r.get("eigenvalue") and any(v is not None for v in r["eigenvalue"]) for r in f["runs"]) else [])
     pl = f.get("pipeline") or {}
     timing = report.timing_line(pl, f.get("budget_minutes"))
     lines = [f"Search: {s['space']}, K={s['k_samples']} (rome, random), "
@@ -192,7 +220,7 @@ def table_markdown(doc: dict[str, Any]) -> str:
              f"data {s['data']['dataset']} subset {s['data']['subset']}, seeds {s['seeds']}. "
              f"Table `{Path(t['path']).name}` ({t['n_archs']} cells): best {t['best_test']:.2f}, mean {t['mean_test']:.2f}, "
              f"all-skip cell {report.fmt(t['all_skip_test'])}.", "",
-             report.markdown_table(header, rows), "", timing, "", report.provenance_line(doc)]
+             report.markdown_table(header, rows), "", *stops, timing, "", report.provenance_line(doc)]
     return "\n".join(lines)
 
 

@@ -317,7 +317,9 @@ def nb201_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
     table = _synthetic_nb201_table(root / "table.csv")
     params = smoke(root / "results", "search.space=nb201", "search.layers=1", "search.k_samples=2",
                    f"evaluate.benchmark_table={table}", "sweep.spaces=[nb201]", "sweep.algorithms=[rome, random]",
-                   "sweep.seeds=[0, 1]", "train.auxiliary_weight=0", "train.layers=1")
+                   "sweep.seeds=[0, 1]", "train.auxiliary_weight=0", "train.layers=1",
+                   "search.indicators.hessian_every=1", "search.indicators.hessian_iters=3",
+                   "search.early_stop.max_param_free=1", "search.early_stop.start_epoch=1")
     prepare.run(params, stage_dir(params, "prepare"))
     _run_stages(params, ("search", "derive", "train", "evaluate"))
     aggregate.run(params, stage_dir(params, "aggregate"))
@@ -344,6 +346,11 @@ def test_nb201_collect_reads_the_pipeline(nb201_sweep: dict) -> None:
         assert len(r["curve_test"]) == nb201_sweep["search"]["epochs"]
         assert r["curve_test"][-1] == r["test"]  # the last epoch's cell is the derived cell
         assert r["ops"]["edges"] == 6
+        for criterion, stop in r["early_stop"].items():  # each rule's kept cell, looked up like the final one
+            if stop is not None:
+                assert stop["test"] == r["curve_test"][stop["chosen_epoch"] - 1]
+        assert (r["algorithm"] == "random") == all(v is None for v in r["eigenvalue"])
+    assert any(stop for r in figures["runs"] for stop in r["early_stop"].values())
     rome = figures["algorithms"]["rome"]
     tests = [r["test"] for r in figures["runs"] if r["algorithm"] == "rome"]
     assert rome["n_seeds"] == 2 and rome["test_mean"] == pytest.approx(sum(tests) / 2, abs=1e-3)
@@ -368,6 +375,7 @@ def test_nb201_table_and_plot(nb201_sweep: dict, tmp_path: Path) -> None:
     text = nb201.table_markdown(doc)
     assert "| rome | 2 |" in text and "| random | 2 |" in text and "93.61 ± 0.09" not in text.split("| random")[1]
     assert "10.0 min wall (budget 45 min: within)" in text
+    assert "Early stopping applied to each full history" in text and "| rome | param_free |" in text
     png = nb201.plot(doc, tmp_path / "nb201.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
