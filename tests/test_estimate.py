@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 ATTEMPTS = 3  # a shared 2-core machine: a neighbour's burst may hit one of the two runs, not the code
 
@@ -33,11 +35,15 @@ def projected_seconds(stdout: str) -> float:
     return float(found.group(1))
 
 
-def test_search_estimate_is_within_half_of_the_measured_search(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hessian", [False, True])
+def test_search_estimate_is_within_half_of_the_measured_search(tmp_path: Path, hessian: bool) -> None:
     """The estimate of a 3-epoch smoke search against that search's own loop time (the run record's
-    per-epoch seconds: iterations plus validation, as the estimate projects), both in fresh processes."""
+    per-epoch seconds: iterations plus validation, plus the eigenvalue when on, as the estimate projects),
+    both in fresh processes."""
     ws = workspace(tmp_path)
     flags = ["--set", "search.epochs=3", "--set", "search.steps_per_epoch=4"]
+    if hessian:
+        flags += ["--set", "search.indicators.hessian_every=2"]
     ratios = []
     for _ in range(ATTEMPTS):
         est = run_cli(ws, "search", *flags, "--estimate")
@@ -47,7 +53,8 @@ def test_search_estimate_is_within_half_of_the_measured_search(tmp_path: Path) -
         done = run_cli(ws, "search", *flags)
         assert done.returncode == 0, done.stderr
         record = json.loads(next((ws / "state").rglob("search.run.json")).read_text())
-        measured = sum(e["seconds"] for e in record["epochs"])
+        measured = sum(e["seconds"] + (e.get("hessian_seconds") or 0.0) for e in record["epochs"])
+        assert any(e.get("hessian_seconds") for e in record["epochs"]) == hessian
         ratios.append(projected_seconds(est.stdout) / measured)
         if 0.5 <= ratios[-1] <= 1.5:
             break

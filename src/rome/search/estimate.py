@@ -10,7 +10,9 @@ Projection: iterations x epochs x median s/iteration + epochs x the epoch end + 
 (what the first, cold iteration and epoch end cost beyond warm ones: seconds that dominate a
 smoke run and vanish in a paper-scale one). Architecture
 warm-up epochs (``search.arch_warmup_epochs``, reference PC-DARTS) are timed separately, with the
-architecture step off, as the loop runs them.
+architecture step off, as the loop runs them. With ``search.indicators.hessian_every`` on, one
+eigenvalue computation is timed (once: it is the costly part) and spread over the epoch ends at the
+share of epochs that compute it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 import torch
 
 from rome.estimate import StageEstimate, capacity_mb, device_name, peak_memory_mb, reset_peak, time_calls
-from rome.search.loop import SearchData, build_state, evaluate, steps_per_epoch
+from rome.search.early_stop import hessian_due
+from rome.search.loop import SearchData, build_state, epoch_indicators, evaluate, steps_per_epoch
 from rome.search.sampling import linear_tau
 from rome.sections import SearchConfig
 
@@ -51,6 +54,12 @@ def estimate_search(config: SearchConfig, seed: int, dataset: str, data: SearchD
 
         end = time_calls(epoch_end, device, warmup=1, repeats=3)
         eval_seconds = end.median * val_batches / max(timed, 1)
+        every = int(config.indicators.get("hessian_every", 0))
+        due = sum(hessian_due(e, config.epochs, every) for e in range(1, config.epochs + 1))
+        if due and state.algorithm.learns_arch:  # the eigenvalue: timed once, on the epoch ends that compute it
+            geno, probs = state.algorithm.genotype(), state.algorithm.probabilities()
+            hessian = time_calls(lambda: epoch_indicators(state, geno, probs, tau, 0), device, warmup=0, repeats=1)
+            eval_seconds += hessian.median * due / config.epochs
         steps = steps_per_epoch(state)
         capacity, what = capacity_mb(device)
         return StageEstimate("search", per_iter, step.startup + end.startup, steps * config.epochs, eval_seconds, config.epochs,
