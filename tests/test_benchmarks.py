@@ -437,12 +437,16 @@ def test_collapse_collect_table_and_plot(collapse_sweep: dict, tmp_path: Path) -
         assert len(r["normal"]) == 8
     gdas = figures["summary"][0]
     assert gdas["paper"] == 6.0 and gdas["per_seed"] == [figures["runs"][0]["param_free_normal"]]
+    text = collapse_report(figures, tmp_path / "collapse.png")
+    assert "| S2 | gdas | 1 |" in text and "| S2 | rome | 1 |" in text and "not rerun" in text
+
+
+def collapse_report(figures: dict, png: Path) -> str:
+    """The README table of ``figures`` (no pipeline run recorded); its plot is written to ``png`` and checked."""
     figures["pipeline"] = None
     doc = report.result_document("collapse", "python -m benchmarks collapse", figures, collapse.PAPER)
-    text = collapse.table_markdown(doc)
-    assert "| S2 | gdas | 1 |" in text and "| S2 | rome | 1 |" in text and "not rerun" in text
-    png = collapse.plot(doc, tmp_path / "collapse.png")
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert collapse.plot(doc, png).read_bytes()[:4] == b"\x89PNG"
+    return collapse.table_markdown(doc)
 
 
 def test_pass_peaks_reads_one_peak_per_pass() -> None:
@@ -528,9 +532,5 @@ def test_collapse_trajectories_early_stop_and_retraining(trajectory_sweep: dict,
         folder = stage_dir({**trajectory_sweep, "search": {**trajectory_sweep["search"], "algorithm": r["algorithm"]}},
                            "search").parent / "retrain" / c
         assert (folder / "evaluate" / "metrics.json").is_file()
-    figures["pipeline"] = None
-    doc = report.result_document("collapse", "python -m benchmarks collapse", figures, collapse.PAPER)
-    text = collapse.table_markdown(doc)
+    text = collapse_report(figures, tmp_path / "t.png")
     assert "Trajectories and early stopping" in text and "| eigenvalue |" in text and "param_free" in text
-    png = collapse.plot(doc, tmp_path / "t.png")
-    assert png.read_bytes()[:4] == b"\x89PNG"

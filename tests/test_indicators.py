@@ -14,17 +14,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import one_line_error, run_rome
+from safetensors.torch import load_file
+from test_search_loop import params_for, search, tiny_data
+
 from rome.config import resolve
 from rome.errors import RomeError
 from rome.search.early_stop import StopRule, decide, hessian_due
-from rome.search.indicators import (HESSIAN_SEED, architecture_indicators, entropy, hessian_eigenvalue,
-                                    power_iteration, validation_loss)
+from rome.search.indicators import (
+    HESSIAN_SEED,
+    architecture_indicators,
+    entropy,
+    hessian_eigenvalue,
+    power_iteration,
+    validation_loss,
+)
 from rome.search.loop import build_state
 from rome.sections import SearchConfig
-from test_search_loop import params_for, search, tiny_data
 
 INDICATOR_KEYS = ("param_free_", "op_entropy_", "node_entropy_", "hessian_")
 
@@ -157,7 +163,7 @@ def test_indicators_never_change_the_search(tmp_path: Path) -> None:
             assert torch.equal(v, on.state.model.state_dict()[k]), k
         for k, v in off.state.algorithm.arch.named_tensors().items():
             assert torch.equal(v, on.state.algorithm.arch.named_tensors()[k]), k
-        plain = lambda rows: [{k: v for k, v in r.items() if not k.startswith(INDICATOR_KEYS)  # noqa: E731
+        plain = lambda rows: [{k: v for k, v in r.items() if not k.startswith(INDICATOR_KEYS)
                                and k not in ("seconds", "peak_memory_mb")} for r in rows]
         assert plain(off.history) == plain(on.history)
         assert all(r["hessian_eig"] is None for r in off.history)
