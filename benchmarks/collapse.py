@@ -21,6 +21,7 @@ kept cell from scratch with the config's ``train`` section and reports its test 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,13 +44,14 @@ PAPER = {
 
 
 def epoch_costs(run: dict[str, Any]) -> dict[str, float | None]:
-    """Mean seconds of a search epoch and of an eigenvalue computation (the run record's measured figures)."""
+    """Median seconds of a search epoch and of an eigenvalue computation (the run record's measured figures;
+    medians, because a neighbour's burst on a shared machine slows a few epochs many times over)."""
     record = run_record_path(run, "search")
     epochs = read_json(record, "search run record").get("epochs", []) if record.is_file() else []
     search = [e["seconds"] for e in epochs if e.get("seconds") is not None]
     hessian = [e["hessian_seconds"] for e in epochs if e.get("hessian_seconds") is not None]
-    return {"epoch_seconds": sum(search) / len(search) if search else None,
-            "hessian_seconds": sum(hessian) / len(hessian) if hessian else None}
+    return {"epoch_seconds": statistics.median(search) if search else None,
+            "hessian_seconds": statistics.median(hessian) if hessian else None}
 
 
 def run_figures(run: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +108,7 @@ def summarize(rows: list[dict[str, Any]], spaces: Sequence[str], algorithms: Seq
                         "search_seconds_mean": round(secs, 1),
                         "top1_mean": _mean([(r.get("accuracy") or {}).get("final") for r in group]),
                         "top1_per_seed": [(r.get("accuracy") or {}).get("final") for r in group],
-                        "hessian_seconds_mean": hess, "epoch_seconds_mean": epoch_s,
+                        "hessian_seconds_mean": hess, "epoch_seconds_mean": epoch_s,  # means over seeds of medians
                         "hessian_cost_ratio": round(hess / epoch_s, 3) if hess and epoch_s else None,
                         "early_stop": {c: stop_summary(group, c, epochs) for c in early_stop.CRITERIA},
                         "paper": PAPER["param_free_normal"].get(space, {}).get(algo)})
