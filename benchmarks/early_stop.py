@@ -15,6 +15,7 @@ the same commands the pipeline runs, under ``<run>/retrain/<kind>/`` in the benc
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -87,7 +88,7 @@ def retrain_one(config: Path, run: dict[str, Any], derive: Path, folder: Path) -
 
 def retrain(config: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]], cores: int) -> None:
     """Fill ``row["accuracy"]`` ({"final": top1, criterion: top1 of its kept cell}) for every run, training
-    each distinct cell once (a criterion that keeps the final cell, or never fires, reuses the final score)."""
+    each distinct cell of a run once (a rule that never fires, or keeps a cell already trained, reuses its score)."""
     jobs: dict[Path, tuple[dict[str, Any], Path, Path]] = {}
     wanted: list[tuple[dict[str, Any], str, Path]] = []
     for run, row in zip(runs, rows):
@@ -95,11 +96,16 @@ def retrain(config: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]]
         final_folder = base / "final"
         jobs[final_folder] = (run, stage_dir(run, "derive"), final_folder)
         wanted.append((row, "final", final_folder))
+        seen = {json.dumps(row["final_genotype"]): final_folder}  # a cell kept by several rules is trained once
         for criterion, stop in row["early_stop"].items():
-            if stop is None or stop["genotype"] == row["final_genotype"]:
+            if stop is None:
                 wanted.append((row, criterion, final_folder))
                 continue
-            folder = base / criterion
+            key = json.dumps(stop["genotype"])
+            if key in seen:
+                wanted.append((row, criterion, seen[key]))
+                continue
+            folder = seen[key] = base / criterion
             derive = _genotype_file(stop["genotype"], run["search"]["nodes"], run["search"]["space"], folder / "derive")
             jobs[folder] = (run, derive, folder)
             wanted.append((row, criterion, folder))
