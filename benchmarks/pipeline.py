@@ -57,10 +57,15 @@ def work_root(params: dict[str, Any]) -> Path:
     return root
 
 
-def snakemake_command(config: Path, cores: int, until: str | None = None) -> list[str]:
+def snakemake_command(config: Path, cores: int, until: str | None = None, keep: bool = False) -> list[str]:
+    """The sweep's command line. ``keep`` (``--reuse``) reruns only missing outputs and those older than their
+    inputs: a params file that differs only in what the sweep covers (more seeds, another path to the same
+    settings) then extends a finished sweep instead of redoing it. Whoever changes settings runs fresh."""
     exe = Path(sys.executable).with_name("snakemake")
     cmd = [str(exe) if exe.exists() else (shutil.which("snakemake") or "snakemake"),
            "--cores", str(cores), "--configfile", str(config), "--rerun-incomplete", "--printshellcmds"]
+    if keep:
+        cmd += ["--rerun-triggers", "mtime", "input"]
     if until:
         cmd += ["--until", until]
     return cmd
@@ -78,7 +83,7 @@ def run_snakemake(config: Path, params: dict[str, Any], *, cores: int, threads_p
     env["OMP_NUM_THREADS"] = str(threads_per_job)
     env.setdefault("WANDB_MODE", "disabled")
     env.setdefault("WANDB_SILENT", "true")
-    cmd = snakemake_command(config, cores, until)
+    cmd = snakemake_command(config, cores, until, keep=not fresh)
     load_before = report.machine()["load_average_1_5_15"]
     t0 = time.perf_counter()
     log = open(log_file, "w") if log_file else None  # noqa: SIM115
@@ -138,7 +143,8 @@ def add_arguments(p: argparse.ArgumentParser, name: str, configs: dict[str, Path
     p.add_argument("--cores", type=int, default=2, help="snakemake --cores: parallel jobs (default %(default)s)")
     p.add_argument("--threads-per-job", type=int, default=1,
                    help="torch threads of each job, OMP_NUM_THREADS (default %(default)s)")
-    p.add_argument("--reuse", action="store_true", help="keep existing outputs (snakemake runs only what is missing)")
+    p.add_argument("--reuse", action="store_true", help="keep existing outputs: snakemake runs only what is missing or older than its inputs, "
+                   "not what a params change would rerun (run fresh after changing settings)")
     p.add_argument("--no-run", action="store_true", help="only read the existing outputs (no snakemake)")
     p.add_argument("--out", type=Path, default=None, help=f"result JSON (default: benchmarks/results/{name}[_<scale>].json)")
     p.add_argument("--no-readme", action="store_true", help="do not regenerate the README table and plot")

@@ -27,7 +27,8 @@ DARTS_V2 = Path(__file__).resolve().parents[1] / "src" / "rome" / "genotype" / "
 # draws their per-batch randomness from its own stream (as timm), so with them on the curves differ
 # by sampling noise, not rounding.
 RTOL = 1e-5
-TRAIN = ["train.drop_path=0", "train.random_erasing=0", "train.mixup=0", "train.epochs=3",
+# NCHW: NHWC kernels round differently for each per-rank batch size (tests/test_distributed_search.py)
+TRAIN = ["train.channels_last=false", "train.drop_path=0", "train.random_erasing=0", "train.mixup=0", "train.epochs=3",
          "train.steps_per_epoch=4", f"train.genotype={DARTS_V2}"]
 
 

@@ -120,3 +120,25 @@ def test_table_estimate_names_missing_data_then_projects_rows_seeds_and_retraini
     assert re.match(r"total: [\d.]+ (s|min) on cpu \(1 threads\) for 4 distinct run\(s\)$", rows["total"]), rows["total"]
     runs = sorted(p.name for p in (tmp_path / "tables" / "runs" / "smoke").iterdir())
     assert len(runs) == 1 and runs[0].startswith("mnist5k-data-")  # the prepared data only: nothing else written
+
+
+def test_train_estimate_follows_the_runs_layout_and_compile_choice(tmp_path: Path, prepared_smoke: Path) -> None:
+    """The projection runs the layout ``auto`` resolves to and, when the stage would compile, projects the
+    compiled step (measured ratio x the timed eager step, plus the first call) instead of compiling."""
+    import torch
+
+    from conftest import smoke
+    from rome.data.prepared import load_prepared
+    from rome.layout import use_channels_last
+    from rome.training import compile as compile_choice
+    from rome.training.estimate import estimate_train
+
+    darts_v2 = REPO / "src" / "rome" / "genotype" / "published" / "darts_v2.json"
+    data, cpu = load_prepared(prepared_smoke), torch.device("cpu")
+    eager = estimate_train(smoke(tmp_path, f"train.genotype={darts_v2}"), data, cpu)
+    layout = "NHWC" if use_channels_last("auto", cpu) else "NCHW"
+    assert eager.stage == f"train [{layout}, eager]"  # smoke: train.compile false, the default layout
+    compiled = estimate_train(smoke(tmp_path, f"train.genotype={darts_v2}", "train.compile=true"), data, cpu)
+    ratio, first = compile_choice.COMPILED_RATIO["cpu"], compile_choice.FIRST_CALL_SECONDS["cpu"]
+    assert compiled.stage == f"train [{layout}, compiled: {ratio:g} x the timed eager step + {first:.0f} s first call]"
+    assert compiled.startup_seconds >= first and compiled.total_seconds > eager.total_seconds  # 2 x 2 steps never repay it

@@ -91,6 +91,7 @@ def test_random_arch_params_never_change_and_come_from_the_seed(tmp_path: Path) 
 
 def test_same_seed_same_architecture_bit_exact(tmp_path: Path) -> None:
     p = params_for(tmp_path)
+    assert p["search"]["channels_last"] == "auto"  # the default layout: NHWC on a oneDNN CPU (rome.layout)
     a, b = search(p, tiny_data()), search(p, tiny_data())
     assert_same_arch(arch_of(a), arch_of(b))
     c = search(params_for(tmp_path, "seed=3"), tiny_data())
@@ -109,6 +110,7 @@ def test_rome_k1_without_topology_is_gdas(tmp_path: Path) -> None:
 
 def test_resume_in_process_equals_uninterrupted(tmp_path: Path) -> None:
     p = params_for(tmp_path, "search.epochs=3")
+    assert p["search"]["channels_last"] == "auto"  # resume is exact with the default layout
     full = search(p, tiny_data())
     ckpt = tmp_path / "ckpt"
     first = search(p, tiny_data(), ckpt, max_epochs_this_run=1)

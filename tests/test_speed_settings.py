@@ -23,14 +23,11 @@ def test_channels_last_auto_follows_the_device_rule():
     assert use_channels_last(True, "meta") is True and use_channels_last(False, "cuda") is False
 
 
-@pytest.mark.parametrize("preset", ["default", "smoke", "paper"])
+@pytest.mark.parametrize("preset", ["default", "smoke", "paper", "imagenet_search", "imagenet_train"])
 def test_presets_layout_and_compile(tmp_path, preset):
-    """The layout stays explicit in the presets: `auto` (NHWC on a oneDNN CPU) is opt-in, because NHWC
-    kernels round differently per batch size, so a multi-process search no longer takes one process's
-    steps within 1e-6 (measured: 1.3e-5 after 3 steps, 1.3e-3 through torchrun). paper keeps NHWC."""
+    """Every preset leaves the layout to ``auto`` (issue 23: the measured faster layout by default)."""
     params = resolve({"preset": preset}, [f"results_dir={tmp_path}"], source="test")
-    layout = preset == "paper"
-    assert params["search"]["channels_last"] is layout and params["train"]["channels_last"] is layout
+    assert params["search"]["channels_last"] == "auto" and params["train"]["channels_last"] == "auto"
     assert params["train"]["compile"] == (False if preset == "smoke" else "auto")  # smoke (tests, CI): never
 
 
@@ -41,15 +38,12 @@ def _model(layers: int = 3, channels: int = 4) -> torch.nn.Module:
     return network.build("rome_darts_cifar", kw)
 
 
-def test_compile_auto_needs_a_long_run_and_no_drop_path_ramp():
+def test_compile_auto_needs_a_long_run():
     model, cpu = _model(), torch.device("cpu")
     short = compile_choice.decide("auto", model, in_chans=3, resolution=8, batch_size=16, total_steps=4, device=cpu)
     assert not short.compile and "would not repay" in short.reason
     long = compile_choice.decide("auto", model, in_chans=3, resolution=32, batch_size=64, total_steps=10**7, device=cpu)
     assert long.compile and "repays" in long.reason
-    ramp = compile_choice.decide("auto", model, in_chans=3, resolution=32, batch_size=64, total_steps=10**7,
-                                 device=cpu, drop_path=0.2)
-    assert not ramp.compile and "drop_path" in ramp.reason
     # deterministic: the same inputs give the same choice and reason
     again = compile_choice.decide("auto", model, in_chans=3, resolution=32, batch_size=64, total_steps=10**7, device=cpu)
     assert again == long

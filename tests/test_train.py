@@ -117,6 +117,7 @@ def test_resume_after_kill_is_exact(tmp_path, prepared_smoke, monkeypatch):
     ends with exactly the weights and summary of an uninterrupted run."""
     overrides = ("train.epochs=3", "train.random_erasing=1.0")
     straight = run_train(params_for(tmp_path / "a", prepared_smoke, *overrides))
+    assert params_for(tmp_path / "a", prepared_smoke)["train"]["channels_last"] == "auto"  # the default layout
 
     params = params_for(tmp_path / "b", prepared_smoke, *overrides)
     real_update = train.update_summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 from rome.errors import RomeError
@@ -53,6 +54,12 @@ class EvalNetwork(nn.Module):
     ``drop_path_prob`` is read by the cells at every forward; the train stage ramps it linearly
     over the epochs (``set_drop_path``), as DARTS does. It starts at ``drop_path_rate`` so a
     model used outside the trainer drops at the rate it was created with.
+
+    Under ``torch.compile`` a Python float is a constant the graph is specialised on, so the ramp
+    would recompile the network every epoch. ``compile_drop_path(True)`` (rome.training.compile) makes
+    the cells read the probability from the 0-dim buffer ``drop_path_input`` instead, a graph input:
+    one graph for the whole ramp. Eager runs keep the float and timm's ``drop_path`` (their masks,
+    hence their bytes, are what they were); the buffer is not persistent, so checkpoints are alike.
     """
 
     num_classes: int
@@ -65,12 +72,28 @@ class EvalNetwork(nn.Module):
         if not 0.0 <= drop_path_rate < 1.0:
             raise RomeError(f"drop_path_rate = {drop_path_rate}: expected 0 <= rate < 1")
         self.drop_path_rate = float(drop_path_rate)
+        self.register_buffer("drop_path_input", torch.tensor(float(drop_path_rate)), persistent=False)
+        self.graph_drop_path = False
         self.drop_path_prob = float(drop_path_rate)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "drop_path_prob" and "drop_path_input" in self._buffers:  # the buffer follows the float
+            with torch.no_grad():
+                self._buffers["drop_path_input"].fill_(float(value))
 
     def set_drop_path(self, p: float) -> None:
         if not 0.0 <= p < 1.0:
             raise ValueError(f"drop-path probability {p}: expected 0 <= p < 1")
         self.drop_path_prob = float(p)
+
+    def compile_drop_path(self, on: bool = True) -> None:
+        """Read the drop-path probability from the buffer (a graph input) rather than the float."""
+        self.graph_drop_path = bool(on)
+
+    def cell_drop_prob(self) -> float | torch.Tensor:
+        """What the cells get: the float (eager) or the buffer (compiled; see the class docstring)."""
+        return self.drop_path_input if self.graph_drop_path else self.drop_path_prob
 
     def get_classifier(self) -> nn.Module:
         return self.classifier

@@ -13,6 +13,18 @@ from rome.genotype.types import DARTS_INPUTS, ENTRIES_PER_NODE, NB201Genotype
 from rome.spaces.ops import NB201_OPS, FactorizedReduce, Identity, ReLUConvBN, make_op
 
 
+def drop_op_path(h: torch.Tensor, drop_prob: float | torch.Tensor) -> torch.Tensor:
+    """Drop-path of one op's output, per sample. A float is timm's ``drop_path`` (skipped at 0, as
+    DARTS does); a 0-dim tensor is the compiled network's graph input (rome.models.base.EvalNetwork):
+    the same mask distribution and scaling, drawn without branching on the value, so one graph serves
+    every probability of the ramp (at 0 the mask is all ones and ``h`` passes unchanged)."""
+    if not isinstance(drop_prob, torch.Tensor):
+        return drop_path(h, drop_prob, training=True) if drop_prob > 0.0 else h
+    keep = (1.0 - drop_prob).to(h.dtype)
+    mask = torch.bernoulli(keep.expand(h.shape[0], *([1] * (h.dim() - 1))))
+    return h * (mask / keep)
+
+
 class DartsCell(nn.Module):
     """A DARTS evaluation cell: two ops per node, summed; output = concat of ``concat`` states.
 
@@ -32,7 +44,7 @@ class DartsCell(nn.Module):
         self.ops = nn.ModuleList(
             make_op(name, C, 2 if reduction and index < DARTS_INPUTS else 1, affine=True) for name, index in entries)
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float | torch.Tensor = 0.0) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         for step in range(self.steps):
             total = None
@@ -40,8 +52,8 @@ class DartsCell(nn.Module):
                 e = ENTRIES_PER_NODE * step + k
                 op = self.ops[e]
                 h = op(states[self.indices[e]])
-                if self.training and drop_prob > 0.0 and not isinstance(op, Identity):
-                    h = drop_path(h, drop_prob, training=True)
+                if self.training and not isinstance(op, Identity):
+                    h = drop_op_path(h, drop_prob)
                 total = h if total is None else total + h
             states.append(total)
         return torch.cat([states[i] for i in self.concat], dim=1)
@@ -114,11 +126,11 @@ class NB201Cell(nn.Module):
             for src, _, op in self.edges)
         self.n_nodes = len(genotype.nodes) + 1
 
-    def forward(self, x: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, drop_prob: float | torch.Tensor = 0.0) -> torch.Tensor:
         nodes: list[torch.Tensor | None] = [x] + [None] * (self.n_nodes - 1)
         for (src, dst, _), op in zip(self.edges, self.ops):
             h = op(nodes[src])
-            if self.training and drop_prob > 0.0 and not isinstance(op, Identity):
-                h = drop_path(h, drop_prob, training=True)
+            if self.training and not isinstance(op, Identity):
+                h = drop_op_path(h, drop_prob)
             nodes[dst] = h if nodes[dst] is None else nodes[dst] + h
         return nodes[-1]

@@ -53,7 +53,7 @@ class NB201Net(EvalNetwork):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for cell in self.cells:
-            x = cell(x, self.drop_path_prob) if isinstance(cell, NB201Cell) else cell(x)
+            x = cell(x, self.cell_drop_prob()) if isinstance(cell, NB201Cell) else cell(x)
         out = torch.flatten(self.global_pool(self.lastact(x)), 1)
         if self.drop_rate > 0:
             out = nn.functional.dropout(out, self.drop_rate, self.training)

@@ -338,6 +338,9 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
         log, progress, on_epoch = logger.debug, False, None
     state = build_state(config, seed, dataset, data, device, group)
     s = config
+    if s.channels_last == "auto":  # say what auto resolved to, once the inputs are known good
+        log(f"search: memory layout {'NHWC' if use_channels_last(s.channels_last, device) else 'NCHW'} "
+            f"(search.channels_last = auto, device {torch.device(device).type})")
     fp = fingerprint(config, seed, dataset, data.manifest_sha256, state.stem)
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
     if ckpt_path is not None:

@@ -205,9 +205,6 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     if s["amp"] != "none" and device.type != "cuda":
         logger.warning(f"search: search.amp = {s['amp']!r} ignored on {device.type} "
                        "(bf16 autocast is used on CUDA only)")
-    if s["channels_last"] == "auto":  # say what auto resolved to (an explicit value needs no line)
-        logger.info(f"search: memory layout {'NHWC' if use_channels_last(s['channels_last'], device) else 'NCHW'} "
-                    f"(search.channels_last = {s['channels_last']}, device {device.type})")
     prepared = load_prepared(input_dir(params, "prepare"), stream_cache_dir(params))
     data = SearchData.from_prepared(prepared)
     ckpt_dir = checkpoint_dir(params, "search")

@@ -35,10 +35,8 @@ checkpoint is the network's own state_dict, rome.training.compile). ``--fresh`` 
 
 Speed (issue 23's measurements, ``python -m benchmarks speed``): ``train.channels_last`` = auto takes
 NHWC where the device's kernels are NHWC-native (rome.layout); ``train.compile`` = auto compiles the
-training forward when the projected run repays the first call, and never when ``train.drop_path`` > 0
-(the per-epoch drop-path ramp would recompile the network every epoch; rome.training.compile), so the
-default preset (drop_path 0.1) retrains eager and only ``train.compile: true`` or drop_path 0 gets the
-compiled speed. Both resolved values go to the run record and the log, not to the artifact (its
+training forward when the projected run repays the first call (the drop-path ramp is a graph input
+then, so the ramp compiles once; rome.training.compile). Both resolved values go to the run record and the log, not to the artifact (its
 provenance keeps the word ``auto``).
 """
 
@@ -219,11 +217,10 @@ def run(params: dict[str, Any], out: Path, args: argparse.Namespace | None = Non
     # decided from the params and the network alone (the whole run, not what is left of it): a resumed
     # run, every rank and a rerun choose alike
     compiled = compile_choice.decide(t.compile, model, in_chans=data.in_channels, resolution=data.resolution,
-                                     batch_size=t.batch_size, total_steps=t.epochs * steps, device=device,
-                                     drop_path=t.drop_path)
+                                     batch_size=t.batch_size, total_steps=t.epochs * steps, device=device)
     # the training forward only: checkpoints, EMA, export and evaluation keep the network itself
     # (state_dict keys without torch.compile's ``_orig_mod.``), so compiled and eager runs share checkpoints
-    forward = torch.compile(model) if compiled.compile else model
+    forward = compile_choice.compiled_forward(model, t.drop_path) if compiled.compile else model
     # gradients averaged over the ranks during backward; rank 0's weights broadcast once at wrapping
     trained = forward if not group.distributed else torch.nn.parallel.DistributedDataParallel(
         forward, device_ids=[device.index] if device.type == "cuda" else None)

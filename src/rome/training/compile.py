@@ -15,9 +15,12 @@ measurements on the 2-core development CPU (DARTS-V2 network, batch 64, 8 cells,
 43.4 M multiply-adds per image. ``python -m benchmarks speed --compile`` re-measures them
 (benchmarks/README.md, section 6). CUDA's are conservative guesses, unmeasured. At smoke size (the
 tests, CI) the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
-Nor does auto compile a run with ``train.drop_path`` > 0: the DARTS ramp changes the drop-path
-probability every epoch, a Python float that dynamo specialises on, so each epoch recompiles
-(measured: a new graph per value, per-cell compilation too). Making it a graph input is open work.
+The DARTS drop-path ramp changes the probability every epoch; as a Python float it is a constant
+dynamo specialises on, so each epoch recompiled (measured: a new graph per value). A compiled network
+therefore reads it from a 0-dim buffer, a graph input (``graph_drop_path``, rome.models.base): one
+graph for the whole ramp (tests/test_compile.py counts them). Its masks come from the compiled graph's
+random stream, not eager's: the same distribution, other draws, so a compiled run with drop-path is
+as good as an eager one but not the same bytes; with ``drop_path`` 0 the two agree to float rounding.
 
 The compiled module wraps the network for the training forward only: checkpoints, the EMA, the
 export and the evaluation use the network itself, so the state_dict keys carry no ``_orig_mod.``
@@ -49,15 +52,10 @@ class CompileChoice:
 
 
 def decide(setting: str | bool, model: torch.nn.Module, *, in_chans: int, resolution: int, batch_size: int,
-           total_steps: int, device: torch.device, drop_path: float = 0.0) -> CompileChoice:
+           total_steps: int, device: torch.device) -> CompileChoice:
     """``train.compile`` for this run: true / false as given, auto by the projection above."""
     if setting is True or setting is False:
         return CompileChoice(bool(setting), f"train.compile = {str(setting).lower()}")
-    if drop_path > 0:
-        # measured (torch 2.14, CPU): the per-epoch drop-path ramp changes a float dynamo guards on, so
-        # every epoch recompiles (and past torch._dynamo's recompile limit runs eager): never pays
-        return CompileChoice(False, f"train.compile = auto: train.drop_path = {drop_path} ramps every epoch and "
-                                    "would recompile the network each epoch")
     if device.type not in EAGER_FLOP_RATE:
         return CompileChoice(False, f"train.compile = auto: no measurement for device {device.type}")
     macs = multiply_adds_m(model, in_chans, resolution) * 1e6
@@ -70,3 +68,11 @@ def decide(setting: str | bool, model: torch.nn.Module, *, in_chans: int, resolu
         f"train.compile = auto: {total_steps} steps x ~{step_s:.3g} s projected eager = {projected:.0f} s, "
         f"compiling saves ~{saved:.0f} s, which {verdict} {PAYBACK:g} x the ~{FIRST_CALL_SECONDS[device.type]:.0f} s "
         f"first call on {device.type}"), round(projected, 1))
+
+
+def compiled_forward(model: torch.nn.Module, drop_path: float) -> torch.nn.Module:
+    """``torch.compile(model)``, with the drop-path probability made a graph input when the run ramps
+    it (``drop_path`` > 0); at 0 the cells skip drop-path as eager does and no mask is drawn."""
+    if drop_path > 0 and hasattr(model, "compile_drop_path"):
+        model.compile_drop_path(True)
+    return torch.compile(model)

@@ -8,6 +8,11 @@ on one batch and scaled to the test split. Nothing is written.
 Before a search has run there is no derived cell: the stand-in is a cell of ``sep_conv_3x3`` on
 every edge (DARTS format) or ``nor_conv_3x3`` (NAS-Bench-201) — the op derived cells mostly hold,
 so a collapsed cell (skips, pools) trains faster and a cell rich in 5x5 ops slower than projected.
+
+The run's own speed settings apply: the layout ``train.channels_last`` resolves to (rome.layout), and
+``train.compile`` as the stage decides it (rome.training.compile). A compiled run is projected, not
+compiled here (that would cost the first call itself, minutes): the eager step times the measured
+compiled / eager ratio, plus the measured first call once.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from rome.data.loaders import worker_errors
 from rome.data.prepared import PreparedData
 from rome.estimate import StageEstimate, capacity_mb, device_name, peak_memory_mb, reset_peak, time_calls
 from rome.genotype.types import DARTS_INPUTS, ENTRIES_PER_NODE, Genotype, NB201Genotype
+from rome.layout import use_channels_last
 from rome.sections import TrainConfig
+from rome.training import compile as compile_choice
 from rome.training import network
 from rome.training.loop import StepSettings, train_one_epoch, validate_batches
 
@@ -62,14 +69,15 @@ def estimate_train(params: dict[str, Any], data: PreparedData, device: torch.dev
     use_aux = t.auxiliary_weight > 0 and network.supports_auxiliary(name)
     reset_peak(device)
     model = network.build(name, kwargs, auxiliary=use_aux, drop_path_rate=t.drop_path).to(device)
-    if t.channels_last:
+    channels_last = use_channels_last(t.channels_last, device)
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, t)
     loader = train_loader(data, params["data"]["dataset"], t, device, torch.Generator().manual_seed(0))
     steps = min(t.steps_per_epoch or len(loader), len(loader))
     criterion, mixup = make_criterion(t, data.num_classes)
     settings = StepSettings(device=device, aux_weight=t.auxiliary_weight if use_aux else 0.0, grad_clip=t.grad_clip,
-                            amp=t.amp, channels_last=t.channels_last, mixup=mixup)
+                            amp=t.amp, channels_last=channels_last, mixup=mixup)
 
     def endless() -> Iterator[Any]:
         while True:
@@ -83,7 +91,17 @@ def estimate_train(params: dict[str, Any], data: PreparedData, device: torch.dev
                                                progress=False), device, warmup=1, repeats=3)
     test_batches = -(-len(data.labels("test")) // EVAL_BATCH)
     capacity, what = capacity_mb(device)
-    label = "train" + (" (stand-in cell: none derived yet)" if source.path == STAND_IN_PATH else "")
-    return StageEstimate(label, step.median, step.startup + test.startup, steps * t.epochs,
+    compiled = compile_choice.decide(t.compile, model, in_chans=data.in_channels, resolution=data.resolution,
+                                     batch_size=t.batch_size, total_steps=t.epochs * steps, device=device)
+    per_step, startup = step.median, step.startup + test.startup
+    layout = "NHWC" if channels_last else "NCHW"
+    how = f"{layout}, eager"
+    if compiled.compile:
+        ratio = compile_choice.COMPILED_RATIO.get(device.type, 1.0)
+        first = compile_choice.FIRST_CALL_SECONDS.get(device.type, 0.0)
+        per_step, startup = per_step * ratio, startup + first
+        how = f"{layout}, compiled: {ratio:g} x the timed eager step + {first:.0f} s first call"
+    label = "train" + (" (stand-in cell: none derived yet)" if source.path == STAND_IN_PATH else "") + f" [{how}]"
+    return StageEstimate(label, per_step, startup, steps * t.epochs,
                          test.median * test_batches, t.epochs, peak_memory_mb(device), capacity, what,
                          device_name(device))
