@@ -19,7 +19,8 @@ candidate op module compiled on its own (the sampled path changes from step to s
 shapes do not, so each op type compiles once per shape and the path stays Python); with ``--bf16``
 ``bf16_cl`` (bf16 autocast on top of channels_last; on the CPU the search step is wrapped in autocast
 here, since ``rome search`` ignores ``search.amp`` there: the measurement that decides whether it should). Every (configuration, variant) runs in a fresh process: one untimed first iteration (its time
-is reported as the first-call cost: compilation, oneDNN's kernel selection, allocator warm-up), one
+is reported as the first-call cost: compilation with an empty Inductor cache, oneDNN's kernel
+selection, allocator warm-up), one
 more untimed warm-up (9 for a search with compiled ops: ops first sampled later compile then), then
 ``--iters`` timed iterations (median). Repeats are interleaved (all
 variants of round 1, then round 2, ...) so a change in the machine's load hits every variant alike;
@@ -36,9 +37,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -189,8 +192,12 @@ def measure(config: str, variant: str, settings: dict[str, Any]) -> dict[str, An
 def run_child(config: str, variant: str, settings: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
     """``measure`` in a fresh interpreter; its last stdout line is the JSON."""
     payload = json.dumps({"config": config, "variant": variant, "settings": settings})
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--child", payload], cwd=report.REPO,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    # an empty Inductor cache per process: the first call is what compiling costs on a new machine, not a
+    # replay of the previous repeat's kernels (warm, ~5 s instead of ~70 s on the development CPU)
+    with tempfile.TemporaryDirectory(prefix="rome-speed-inductor-") as cache:
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--child", payload], cwd=report.REPO,
+                              capture_output=True, text=True, timeout=timeout, check=False,
+                              env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache})
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         raise RuntimeError(f"{config}/{variant}: child exited {proc.returncode}: {tail}")

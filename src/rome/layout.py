@@ -3,11 +3,12 @@
 ``auto`` (the default) is a fixed rule per device *type*, never a timing taken at run time, so every
 rank of a run, a resumed run and a rerun on the same machine all make the same choice:
 
-  * CPU with oneDNN (``torch.backends.mkldnn``): NHWC. Measured in issue 23 on the 2-core development
-    CPU at the paper's size (batch 64, 8 cells, 16 channels, 32 px, 2 threads, medians): ROME K=1
-    search iteration 2.02 -> 1.26 s, GDAS 2.62 -> 1.88 s, DARTS-V2 retraining step 0.937 -> 0.710 s.
-    oneDNN's convolutions are NHWC-native; NCHW inputs are reordered around every call.
-    ``python -m benchmarks speed`` re-measures it (benchmarks/results/speed_cpu.json, benchmarks/README.md).
+  * CPU with oneDNN (``torch.backends.mkldnn``): NHWC. ``python -m benchmarks speed`` on the 2-core
+    development CPU at the paper's size (batch 64, 8 cells, 16 channels, 32 px, 2 threads, medians of
+    3 fresh processes, 2026-12-07; benchmarks/results/speed_cpu.json): ROME K=1 search iteration
+    1.702 -> 1.049 s (x 0.616), GDAS 2.768 -> 1.823 s (x 0.659), DARTS-V2 retraining step
+    0.699 -> 0.511 s (x 0.731). oneDNN's convolutions are NHWC-native; NCHW inputs are reordered
+    around every call.
   * CUDA: NHWC (cuDNN's preferred layout; not measured here: no GPU was available).
   * anything else (a CPU build without oneDNN, MPS, ...): NCHW, the layout no kernel penalises.
 

@@ -9,11 +9,11 @@ decides as the uninterrupted one did, every rank agrees):
     compile  <=>  projected seconds x (1 - COMPILED_RATIO) >= PAYBACK x FIRST_CALL_SECONDS
 
 i.e. the time compilation saves over the whole run must repay its first call ``PAYBACK`` times over.
-A forward + backward costs about 3 forwards, a multiply-add 2 FLOPs. The CPU constants are issue 23's
-measurements on the 2-core development CPU (DARTS-V2 network, batch 64, 8 cells, 16 channels, 32 px,
-2 threads: eager NHWC 0.710 s/step, compiled 0.514-0.520 s, first call 85-137 s); the network has
-43.4 M multiply-adds per image. ``python -m benchmarks speed --compile`` re-measures them
-(benchmarks/README.md, section 6). CUDA's are conservative guesses, unmeasured. At smoke size (the
+A forward + backward costs about 3 forwards, a multiply-add 2 FLOPs. The CPU constants are
+``python -m benchmarks speed --compile`` on the 2-core development CPU (2026-12-07, benchmarks/README.md
+section 6; DARTS-V2 network, batch 64, 8 cells, 16 channels, 32 px, 2 threads, medians of 3 fresh
+processes): eager NHWC 0.511 s/step, compiled NHWC 0.432 s (x 0.845), first call 66 s (86 s NCHW)
+with a cold Inductor cache, ~5 s with a warm one; the network has 43.4 M multiply-adds per image. CUDA's are conservative guesses, unmeasured. At smoke size (the
 tests, CI) the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
 The DARTS drop-path ramp changes the probability every epoch; as a Python float it is a constant
 dynamo specialises on, so each epoch recompiled (measured: a new graph per value). A compiled network
@@ -35,10 +35,10 @@ import torch
 
 from rome.training.flops import multiply_adds_m
 
-# CPU: 3 x 2 x 43.4 M multiply-adds x 64 images / 0.710 s (issue 23: eager NHWC step); CUDA: a guess
-EAGER_FLOP_RATE = {"cpu": 2.3e10, "cuda": 5.0e12}
-COMPILED_RATIO = {"cpu": 0.75, "cuda": 0.8}  # compiled / eager NHWC step (CPU: 0.52 / 0.71, rounded up; CUDA: a guess)
-FIRST_CALL_SECONDS = {"cpu": 140.0, "cuda": 90.0}  # first call of the compiled step (CPU: 137 s measured; CUDA: a guess)
+# CPU: 3 x 2 x 43.4 M multiply-adds x 64 images / 0.511 s (the eager NHWC step); CUDA: a guess
+EAGER_FLOP_RATE = {"cpu": 3.3e10, "cuda": 5.0e12}
+COMPILED_RATIO = {"cpu": 0.85, "cuda": 0.8}  # compiled / eager NHWC step (CPU: 0.432 / 0.511, rounded up; CUDA: a guess)
+FIRST_CALL_SECONDS = {"cpu": 90.0, "cuda": 90.0}  # cold-cache first call (CPU: 66-86 s measured; CUDA: a guess)
 PAYBACK = 2.0
 
 
