@@ -71,10 +71,17 @@ def _rome(args: list[str], log: Path) -> None:
         raise RuntimeError(f"rome {' '.join(args[:1])} failed (exit {res.returncode}); see {log}")
 
 
-def retrain_one(config: Path, run: dict[str, Any], derive: Path, folder: Path) -> float:
-    """Train the cell in ``derive`` from scratch and evaluate it: the test top-1 (%)."""
+def retrain_one(config: Path, run: dict[str, Any], derive: Path, folder: Path, cell: dict[str, Any]) -> float:
+    """Train the cell in ``derive`` from scratch and evaluate it: the test top-1 (%).
+
+    A score in ``folder`` is reused only when ``folder/cell.json`` says it was trained for this very cell
+    under the same ``train`` and ``data`` settings: a rerun search (a params or default change) may keep
+    another cell in the same ``<kind>`` folder, and its old score must not stand for the new cell."""
     metrics = folder / "evaluate" / "metrics.json"
-    if not metrics.is_file():
+    marker = folder / "cell.json"
+    key = json.dumps({"cell": cell, "train": run["train"], "data": run["data"]}, sort_keys=True, default=str)
+    if not (metrics.is_file() and marker.is_file() and marker.read_text() == key):
+        marker.unlink(missing_ok=True)  # first: a retraining killed half-way must not look finished
         pins = ["--set", f"data.dataset={run['data']['dataset']}", "--set", f"search.space={run['search']['space']}",
                 "--set", f"search.algorithm={run['search']['algorithm']}", "--set", f"seed={run['seed']}"]
         prepare = stage_dir(run, "prepare")
@@ -83,18 +90,19 @@ def retrain_one(config: Path, run: dict[str, Any], derive: Path, folder: Path) -
         _rome(["evaluate", "--params", str(config), *pins, "--input", f"prepare={prepare}",
                "--input", f"train={folder / 'train'}", "--out", str(folder / "evaluate"), "--threads", "1"],
               folder / "evaluate.log")
+        marker.write_text(key)
     return float(read_json(metrics, "evaluation metrics")["top1"])
 
 
 def retrain(config: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]], cores: int) -> None:
     """Fill ``row["accuracy"]`` ({"final": top1, criterion: top1 of its kept cell}) for every run, training
     each distinct cell of a run once (a rule that never fires, or keeps a cell already trained, reuses its score)."""
-    jobs: dict[Path, tuple[dict[str, Any], Path, Path]] = {}
+    jobs: dict[Path, tuple[dict[str, Any], Path, Path, dict[str, Any]]] = {}
     wanted: list[tuple[dict[str, Any], str, Path]] = []
     for run, row in zip(runs, rows):
         base = stage_dir(run, "search").parent / "retrain"
         final_folder = base / "final"
-        jobs[final_folder] = (run, stage_dir(run, "derive"), final_folder)
+        jobs[final_folder] = (run, stage_dir(run, "derive"), final_folder, row["final_genotype"])
         wanted.append((row, "final", final_folder))
         seen = {json.dumps(row["final_genotype"]): final_folder}  # a cell kept by several rules is trained once
         for criterion, stop in row["early_stop"].items():
@@ -107,7 +115,7 @@ def retrain(config: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]]
                 continue
             folder = seen[key] = base / criterion
             derive = _genotype_file(stop["genotype"], run["search"]["nodes"], run["search"]["space"], folder / "derive")
-            jobs[folder] = (run, derive, folder)
+            jobs[folder] = (run, derive, folder, stop["genotype"])
             wanted.append((row, criterion, folder))
     # one run's cells one after the other: they share the run's resume folder (state/<run>/train_ckpt)
     by_run: dict[Path, list[Path]] = {}

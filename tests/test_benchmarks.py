@@ -548,3 +548,32 @@ def test_reuse_keeps_outputs_a_params_path_change_would_rerun() -> None:
     assert "--rerun-triggers" not in fresh  # a fresh run clears the folder anyway: snakemake's defaults
     triggers = kept[kept.index("--rerun-triggers") + 1:]
     assert "params" not in triggers and {"mtime", "input"} <= set(triggers)
+
+
+def test_retrained_score_is_reused_only_for_the_same_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rerun search may keep another cell in the same <kind> folder: its old score must not stand for it."""
+    from benchmarks import early_stop
+
+    calls: list[str] = []
+
+    def fake_rome(args: list[str], log: Path) -> None:
+        calls.append(args[0])
+        if args[0] == "evaluate":
+            out = Path(args[args.index("--out") + 1])
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "metrics.json").write_text(json.dumps({"top1": 40.0 + len(calls)}))
+    monkeypatch.setattr(early_stop, "_rome", fake_rome)
+    monkeypatch.setattr(early_stop, "stage_dir", lambda run, stage: tmp_path / stage)
+    run = {"data": {"dataset": "imagefolder", "subset": {"train": 10}}, "search": {"space": "s2", "algorithm": "gdas"},
+           "seed": 0, "train": {"epochs": 6}}
+    cell_a, cell_b = {"normal": [["skip_connect", 0]]}, {"normal": [["sep_conv_3x3", 1]]}
+    folder = tmp_path / "retrain" / "final"
+    first = early_stop.retrain_one(Path("c.yaml"), run, tmp_path / "derive", folder, cell_a)
+    assert calls == ["train", "evaluate"]
+    assert early_stop.retrain_one(Path("c.yaml"), run, tmp_path / "derive", folder, cell_a) == first
+    assert calls == ["train", "evaluate"]  # same cell, same settings: the score is reused
+    assert early_stop.retrain_one(Path("c.yaml"), run, tmp_path / "derive", folder, cell_b) != first
+    assert calls == ["train", "evaluate"] * 2  # another cell in the same folder: retrained
+    longer = {**run, "train": {"epochs": 12}}
+    early_stop.retrain_one(Path("c.yaml"), longer, tmp_path / "derive", folder, cell_b)
+    assert calls == ["train", "evaluate"] * 3  # other retraining settings: retrained
