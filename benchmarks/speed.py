@@ -232,13 +232,15 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def default_variant(config: str, device: str) -> str:
     """What the presets run: channels_last auto (NHWC on CUDA / oneDNN CPUs); for the retraining of a run long
-    enough to repay compilation, train.compile auto compiles too (rome.training.compile), drop-path ramp included."""
+    enough, train.compile auto compiles too where compiling is faster on the device at all (its COMPILED_RATIO
+    < 1: CUDA; not this CPU, where a cold-compiled process is slower than eager, rome.training.compile)."""
     import torch
 
     from rome.layout import nhwc_preferred
+    from rome.training.compile import COMPILED_RATIO
 
     nhwc = nhwc_preferred(torch.device(device))
-    if config == TRAIN:
+    if config == TRAIN and COMPILED_RATIO.get(device, 1.0) < 1.0:
         return "compile_cl" if nhwc else "compile"
     return "cl" if nhwc else "eager"
 

@@ -267,9 +267,13 @@ def test_speed_medians_ratios_targets_and_table() -> None:
     assert by[("gdas", "cl")]["ratio_vs_eager"] == round(1.6 / 2.4, 3)
     targets = {(t["config"], t["setting"]): t for t in speed.check_targets(rows, "cpu")}
     assert targets[("gdas", "default")]["met"] is True  # 0.667 <= 0.7
-    # the retraining's default, for a run long enough to compile: compile + channels_last (0.5 <= 0.6)
-    assert targets[("train", "default")]["variant"] == "compile_cl" and targets[("train", "default")]["met"] is True
+    # the retraining's default on this CPU: channels_last eager (auto does not compile here: a cold-compiled
+    # process is slower, rome.training.compile); on CUDA, for a long run, compile + channels_last
+    assert targets[("train", "default")]["variant"] == "cl" and targets[("train", "default")]["met"] is False
     assert set(targets) == {("gdas", "default"), ("train", "default")}  # rome:1 not measured here
+    cuda = {(t["config"], t["setting"]): t for t in speed.check_targets(
+        [{**r, "variant": r["variant"]} for r in rows], "cuda")}
+    assert cuda[("train", "default")]["variant"] == "compile_cl" and cuda[("train", "default")]["met"] is True
     doc = report.result_document("speed", "python -m benchmarks speed", {
         "device": "cpu", "rows": rows, "runs": runs, "targets": speed.check_targets(rows, "cpu"), "wall_seconds": 60,
         "settings": {"batch_size": 64, "layers": 8, "init_channels": 16, "resolution": 32, "threads": 2, "iters": 3,
@@ -279,8 +283,8 @@ def test_speed_medians_ratios_targets_and_table() -> None:
     assert by[("gdas", "cl")]["min_seconds"] == 1.5 and by[("gdas", "cl")]["min_ratio_vs_eager"] == 0.75
     assert "0.500 (× 0.500); min 0.500 (× 0.500), first call 85 s" in text and "| gdas | default (channels_last) | 0.667 | ≤ 0.7 | met |" in text
     slow = speed.summarise([*runs, _speed_run("train", "compile_cl", 0.9)])
-    assert [t["met"] for t in speed.check_targets(slow, "cpu") if t["config"] == "train"] == [False]  # median 0.7 > 0.6
-    assert "missed" in speed.table({**doc, "figures": {**doc["figures"], "targets": speed.check_targets(slow, "cpu")}})
+    assert [t["met"] for t in speed.check_targets(slow, "cuda") if t["config"] == "train"] == [False]  # median 0.7 > 0.6
+    assert "missed" in text
 
 
 def test_speed_variants_and_bad_configs(capsys: pytest.CaptureFixture) -> None:

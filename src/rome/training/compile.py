@@ -11,9 +11,14 @@ decides as the uninterrupted one did, every rank agrees):
 i.e. the time compilation saves over the whole run must repay its first call ``PAYBACK`` times over.
 A forward + backward costs about 3 forwards, a multiply-add 2 FLOPs. The CPU constants are
 ``python -m benchmarks speed --compile`` on the 2-core development CPU (2026-12-07, benchmarks/README.md
-section 6; DARTS-V2 network, batch 64, 8 cells, 16 channels, 32 px, 2 threads, medians of 3 fresh
-processes): eager NHWC 0.511 s/step, compiled NHWC 0.432 s (x 0.845), first call 66 s (86 s NCHW)
-with a cold Inductor cache, ~5 s with a warm one; the network has 43.4 M multiply-adds per image. CUDA's are conservative guesses, unmeasured. At smoke size (the
+section 6; DARTS-V2 network, batch 64, 8 cells, 16 channels, 32 px, 2 threads): eager NHWC 0.46-0.51
+s/step; the network has 43.4 M multiply-adds per image. Compiled NHWC, the steady state depends on
+how the process got its kernels: 0.39-0.43 s when they come from a warm Inductor cache (a rerun of
+the same shapes; first call ~5 s), but 0.50-0.52 s in the process that compiled them cold (first call
+66-147 s), i.e. x 1.08 of eager NHWC, measured three times (benchmark round 1 and two probes, 2026-12-07;
+not explained: same threads, and in-process compile workers change nothing). A retraining's first run
+is the cold case, so on the CPU ``auto`` does not compile (COMPILED_RATIO >= 1 never repays);
+``train.compile: true`` is for reruns on a warm cache. CUDA's are conservative guesses, unmeasured. At smoke size (the
 tests, CI) the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
 The DARTS drop-path ramp changes the probability every epoch; as a Python float it is a constant
 dynamo specialises on, so each epoch recompiled (measured: a new graph per value). A compiled network
@@ -37,8 +42,9 @@ from rome.training.flops import multiply_adds_m
 
 # CPU: 3 x 2 x 43.4 M multiply-adds x 64 images / 0.511 s (the eager NHWC step); CUDA: a guess
 EAGER_FLOP_RATE = {"cpu": 3.3e10, "cuda": 5.0e12}
-COMPILED_RATIO = {"cpu": 0.85, "cuda": 0.8}  # compiled / eager NHWC step (CPU: 0.432 / 0.511, rounded up; CUDA: a guess)
-FIRST_CALL_SECONDS = {"cpu": 90.0, "cuda": 90.0}  # cold-cache first call (CPU: 66-86 s measured; CUDA: a guess)
+# compiled / eager NHWC step in the process that compiles (CPU: 0.50-0.52 / 0.46-0.47 s, cold; CUDA: a guess)
+COMPILED_RATIO = {"cpu": 1.08, "cuda": 0.8}
+FIRST_CALL_SECONDS = {"cpu": 90.0, "cuda": 90.0}  # cold-cache first call (CPU: 66-147 s measured; CUDA: a guess)
 PAYBACK = 2.0
 
 
@@ -58,6 +64,10 @@ def decide(setting: str | bool, model: torch.nn.Module, *, in_chans: int, resolu
         return CompileChoice(bool(setting), f"train.compile = {str(setting).lower()}")
     if device.type not in EAGER_FLOP_RATE:
         return CompileChoice(False, f"train.compile = auto: no measurement for device {device.type}")
+    if COMPILED_RATIO[device.type] >= 1:
+        return CompileChoice(False, f"train.compile = auto: on {device.type} the compiling process steps "
+                                    f"{COMPILED_RATIO[device.type]:g} x as long as eager (measured), so compiling "
+                                    "would not repay at any length")
     macs = multiply_adds_m(model, in_chans, resolution) * 1e6
     step_s = 3 * 2 * macs * batch_size / EAGER_FLOP_RATE[device.type]
     projected = total_steps * step_s
