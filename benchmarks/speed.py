@@ -18,11 +18,11 @@ a CPU with oneDNN); with ``--compile`` ``compile`` and ``compile_cl`` for the re
 candidate op module compiled on its own (the sampled path changes from step to step, the ops and their
 shapes do not, so each op type compiles once per shape and the path stays Python); with ``--bf16``
 ``bf16_cl`` (bf16 autocast on top of channels_last; on the CPU the search step is wrapped in autocast
-here, since ``rome search`` ignores ``search.amp`` there: the measurement that decides whether it should). Every (configuration, variant) runs in a fresh process: one untimed first iteration (its time
-is reported as the first-call cost: compilation with an empty Inductor cache, oneDNN's kernel
-selection, allocator warm-up), one
-more untimed warm-up (9 for a search with compiled ops: ops first sampled later compile then), then
-``--iters`` timed iterations (median). Repeats are interleaved (all
+here, since ``rome search`` ignores ``search.amp`` there: the measurement that decides whether it
+should). Every (configuration, variant) runs in a fresh process: one untimed first iteration (its
+time is reported as the first-call cost: compilation with an empty Inductor cache, oneDNN's kernel
+selection, allocator warm-up), one more untimed warm-up (9 for a search with compiled ops: ops first
+sampled later compile then), then ``--iters`` timed iterations (median). Repeats are interleaved (all
 variants of round 1, then round 2, ...) so a change in the machine's load hits every variant alike;
 the figure is the median over the repeats, and the ratios are against NCHW eager of the same config.
 
@@ -84,17 +84,14 @@ def variants_for(config: str, device: str, compile_: bool, bf16: bool) -> list[s
 # ----------------------------------------------------------------------------- one measurement (child process)
 
 
-def compile_op_modules(model: Any) -> int:
-    """Replace every candidate op of every edge by its ``torch.compile``d self; how many were wrapped."""
+def compile_op_modules(model: Any) -> None:
+    """Replace every candidate op of every edge by its ``torch.compile``d self."""
     import torch
 
-    n = 0
     for cell in model.cells:
         for edge in getattr(cell, "edge_ops", ()):
             for i, op in enumerate(edge):
                 edge[i] = torch.compile(op)
-                n += 1
-    return n
 
 
 def _build_search(config: str, s: dict[str, Any], dev: Any, fmt: Any, amp: str, compiled: bool = False):

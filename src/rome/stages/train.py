@@ -36,7 +36,8 @@ checkpoint is the network's own state_dict, rome.training.compile). ``--fresh`` 
 Speed (issue 23's measurements, ``python -m benchmarks speed``): ``train.channels_last`` = auto takes
 NHWC where the device's kernels are NHWC-native (rome.layout); ``train.compile`` = auto compiles the
 training forward when the projected run repays the first call (the drop-path ramp is a graph input
-then, so the ramp compiles once; rome.training.compile). Both resolved values go to the run record and the log, not to the artifact (its
+then, so the ramp compiles once; rome.training.compile). Both resolved values go to the run record and
+the log, not to the artifact (its
 provenance keeps the word ``auto``).
 """
 

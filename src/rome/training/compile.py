@@ -19,8 +19,8 @@ the same shapes; first call ~5 s), but in the process that compiled them cold (f
 (x 0.93) in one stand-alone script (2026-12-07; not explained: same threads, and in-process compile
 workers change nothing). A retraining's first run is the cold case and its gain is not reliably
 positive, so on the CPU ``auto`` does not compile (COMPILED_RATIO, the median 1.08, never repays);
-``train.compile: true`` is for reruns on a warm cache. CUDA's are conservative guesses, unmeasured. At smoke size (the
-tests, CI) the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
+``train.compile: true`` is for reruns on a warm cache. CUDA's are conservative guesses, unmeasured.
+At smoke size (the tests, CI) the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
 The DARTS drop-path ramp changes the probability every epoch; as a Python float it is a constant
 dynamo specialises on, so each epoch recompiled (measured: a new graph per value). A compiled network
 therefore reads it from a 0-dim buffer, a graph input (``graph_drop_path``, rome.models.base): one
