@@ -13,12 +13,13 @@ A forward + backward costs about 3 forwards, a multiply-add 2 FLOPs. The CPU con
 ``python -m benchmarks speed --compile`` on the 2-core development CPU (2026-12-07, benchmarks/README.md
 section 6; DARTS-V2 network, batch 64, 8 cells, 16 channels, 32 px, 2 threads): eager NHWC 0.46-0.51
 s/step; the network has 43.4 M multiply-adds per image. Compiled NHWC, the steady state depends on
-how the process got its kernels: 0.39-0.43 s when they come from a warm Inductor cache (a rerun of
+how the process got its kernels: 0.39-0.44 s when they come from a warm Inductor cache (a rerun of
 the same shapes; first call ~5 s), but in the process that compiled them cold (first call 66-147 s)
-0.47-0.52 s in four runs of the benchmark's child process, x 1.03-1.10 of eager NHWC, and 0.43 s
-(x 0.93) in one stand-alone script (2026-12-07; not explained: same threads, and in-process compile
-workers change nothing). A retraining's first run is the cold case and its gain is not reliably
-positive, so on the CPU ``auto`` does not compile (COMPILED_RATIO, the median 1.08, never repays);
+x 0.86-1.11 of eager NHWC over nine measurements (2026-12-07: 0.47-0.53 s in six of the benchmark's
+child processes, 0.42 s in one, 0.43-0.46 s in two stand-alone scripts; not explained: the garbage
+collector, the compile workers and page faults were ruled out, benchmarks/README.md section 6). A
+retraining's first run is the cold case and its gain is a coin toss, so on the CPU ``auto`` does not
+compile (COMPILED_RATIO, the median 1.04, never repays);
 ``train.compile: true`` is for reruns on a warm cache. CUDA's are conservative guesses, unmeasured.
 At smoke size (the tests, CI) the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
 The DARTS drop-path ramp changes the probability every epoch; as a Python float it is a constant
@@ -43,8 +44,8 @@ from rome.training.flops import multiply_adds_m
 
 # CPU: 3 x 2 x 43.4 M multiply-adds x 64 images / 0.511 s (the eager NHWC step); CUDA: a guess
 EAGER_FLOP_RATE = {"cpu": 3.3e10, "cuda": 5.0e12}
-# compiled / eager NHWC step in the process that compiles (CPU: median of 1.03-1.10 and 0.93, cold; CUDA: a guess)
-COMPILED_RATIO = {"cpu": 1.08, "cuda": 0.8}
+# compiled / eager NHWC step in the process that compiles (CPU: the median of nine cold measurements, 0.86-1.11; CUDA: a guess)
+COMPILED_RATIO = {"cpu": 1.04, "cuda": 0.8}
 FIRST_CALL_SECONDS = {"cpu": 90.0, "cuda": 90.0}  # cold-cache first call (CPU: 66-147 s measured; CUDA: a guess)
 PAYBACK = 2.0
 
