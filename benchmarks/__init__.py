@@ -8,7 +8,8 @@ JSON under ``benchmarks/results/`` and regenerates its table in ``benchmarks/REA
   * ``collapse`` parameter-free ops in the derived normal cell on R-DARTS S2/S3, through the pipeline;
   * ``ddp``      search throughput (images/s) of 1 vs N processes (torchrun);
   * ``stream``   peak RSS of streamed `rome train` / `rome search`: 50,000 vs 5,000 CIFAR-10 images;
-  * ``speed``    s/iteration, NCHW eager vs channels_last (compile, bf16) per algorithm and for retraining.
+  * ``speed``    s/iteration, NCHW eager vs channels_last (compile, bf16) per algorithm and for retraining;
+  * ``compile_trend`` retraining step time step by step after a cold compile, a warm-cache compile, eager.
 """
 
 BENCHMARKS = {
@@ -18,6 +19,7 @@ BENCHMARKS = {
     "ddp": "benchmarks.ddp",
     "stream": "benchmarks.stream",
     "speed": "benchmarks.speed",
+    "compile_trend": "benchmarks.compile_trend",
 }
 HELP = {
     "memory": "search memory and s/iteration: DARTS, GDAS, ROME K=1/K=7 (CPU or GPU)",
@@ -26,4 +28,5 @@ HELP = {
     "ddp": "search throughput of 1 vs N processes (torchrun; CPU or GPU)",
     "stream": "peak RSS of streamed train/search on 50,000 vs 5,000 CIFAR-10 images",
     "speed": "s/iteration: NCHW eager vs channels_last (compile, bf16), search algorithms and retraining",
+    "compile_trend": "retraining step time, step by step, after a cold compile, a warm-cache compile and eager",
 }

@@ -76,7 +76,7 @@ PAPER = {"note": "the ROME paper reports no per-iteration times; issue 23's CPU 
                  " compile 0.520 (first call 137 s), compile + channels_last 0.514 (first call 85 s)"}
 
 
-def variants_for(config: str, device: str, compile_: bool, bf16: bool) -> list[str]:
+def variants_for(config: str, compile_: bool, bf16: bool) -> list[str]:
     """The variants measured for ``config``: the search's compile is its op modules' (with channels_last)."""
     out = list(BASE_VARIANTS)
     if compile_:
@@ -136,6 +136,7 @@ def _build_train(s: dict[str, Any], dev: Any, fmt: Any, amp: str, compiled: bool
 
     from rome.genotype.named import published_path
     from rome.training import network
+    from rome.training.compile import compiled_forward
     from rome.training.loop import StepSettings, train_one_epoch
 
     source = network.load_source(published_path("darts_v2"))  # a published cell (rome.genotype.named)
@@ -144,7 +145,8 @@ def _build_train(s: dict[str, Any], dev: Any, fmt: Any, amp: str, compiled: bool
     model = network.build("rome_darts_cifar", kwargs, auxiliary=True, drop_path_rate=0.1).to(dev)
     network.set_drop_path(model, 0.1)
     model = model.to(memory_format=fmt)
-    forward = torch.compile(model) if compiled else model  # as rome train: the network's own parameters
+    # as rome train: the network's own parameters, the drop-path probability a graph input, the allocator set
+    forward = compiled_forward(model, 0.1) if compiled else model
     optimizer = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
     criterion = torch.nn.CrossEntropyLoss()
     settings = StepSettings(device=dev, aux_weight=0.4, grad_clip=5.0, amp=amp,
@@ -236,7 +238,7 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def default_variant(config: str, device: str) -> str:
     """What the presets run: channels_last auto (NHWC on CUDA / oneDNN CPUs); for the retraining of a run long
     enough, train.compile auto compiles too where compiling is faster on the device at all (its COMPILED_RATIO
-    < 1: CUDA; not this CPU, where a cold-compiled process is slower than eager, rome.training.compile)."""
+    < 1: CUDA, and this CPU since rome.allocator keeps the compiled step from re-faulting its memory)."""
     import torch
 
     from rome.layout import nhwc_preferred
@@ -266,7 +268,7 @@ def check_targets(rows: Sequence[dict[str, Any]], device: str) -> list[dict[str,
 def collect(configs: Sequence[str], settings: dict[str, Any], *, repeats: int, compile_: bool, bf16: bool,
             log=print) -> dict[str, Any]:
     """Every (config, variant) in a fresh process, ``repeats`` interleaved rounds; rows with ratios and targets."""
-    plan = [(c, v) for c in configs for v in variants_for(c, settings["device"], compile_, bf16)]
+    plan = [(c, v) for c in configs for v in variants_for(c, compile_, bf16)]
     runs = []
     for rnd in range(repeats):
         for config, variant in plan:
@@ -315,7 +317,8 @@ def table(doc: dict[str, Any]) -> str:
     lines = [(f"**{f['device'].upper()}**, batch {s['batch_size']}, {s['layers']} cells, {s['init_channels']} channels, "
              f"{s['resolution']}x{s['resolution']}, {s['threads']} torch threads; seconds per iteration, median of "
              f"{s['repeats']} interleaved repeat(s), each a fresh process timing {s['iters']} iteration(s) after 2 "
-             f"untimed ones; (× ratio to NCHW eager); min: the fastest timed iteration over all repeats{'; ' + extra if extra else ''}."), "",
+             f"untimed ones (compiled: {2 + SEARCH_COMPILE_WARMUP} for a search, {2 + TRAIN_COMPILE_WARMUP} for the "
+             "retraining); (× ratio to NCHW eager); min: the fastest timed iteration over all repeats{'; ' + extra if extra else ''}."), "",
              report.markdown_table(["what", *[VARIANT_TITLES[v] for v in present]], body), ""]
     if f["targets"]:
         checks = [[c["config"], f"{c['setting']} ({VARIANT_TITLES[c['variant']]})", report.fmt(c["ratio"], 3),

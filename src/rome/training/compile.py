@@ -10,17 +10,15 @@ decides as the uninterrupted one did, every rank agrees):
 
 i.e. the time compilation saves over the whole run must repay its first call ``PAYBACK`` times over.
 A forward + backward costs about 3 forwards, a multiply-add 2 FLOPs. The CPU constants are
-``python -m benchmarks speed --compile`` on the 2-core development CPU (2026-12-07, benchmarks/README.md
-section 6; DARTS-V2 network, batch 64, 8 cells, 16 channels, 32 px, 2 threads): eager NHWC 0.46-0.51
-s/step; the network has 43.4 M multiply-adds per image. Compiled NHWC, the steady state depends on
-how the process got its kernels: 0.39-0.44 s when they come from a warm Inductor cache (a rerun of
-the same shapes; first call ~5 s), but in the process that compiled them cold (first call 66-147 s)
-x 0.86-1.11 of eager NHWC over nine measurements (2026-12-07: 0.47-0.53 s in six of the benchmark's
-child processes, 0.42 s in one, 0.43-0.46 s in two stand-alone scripts; not explained: the garbage
-collector, the compile workers and page faults were ruled out, benchmarks/README.md section 6). A
-retraining's first run is the cold case and its gain is a coin toss, so on the CPU ``auto`` does not
-compile (COMPILED_RATIO, the median 1.04, never repays);
-``train.compile: true`` is for reruns on a warm cache. CUDA's are conservative guesses, unmeasured.
+``python -m benchmarks compile_trend`` on the 2-core development CPU (2026-12-07, benchmarks/README.md
+section 6; DARTS-V2 network, batch 64, 8 cells, 16 channels, 32 px, 2 threads, 48 steps after the first
+call): eager NHWC 0.444 s/step (0.46-0.51 s in other runs); the network has 43.4 M multiply-adds per
+image. The process that compiles cold steps in 0.398 s (x 0.90 of eager; first call 88-96 s) and one
+loading the kernels from a warm Inductor cache in 0.384 s. That holds because ``compiled_forward``
+first fixes glibc's allocator thresholds (rome.allocator): without that, the cold process re-faulted
+~119,000 pages per step and stepped at x 0.86-1.11 of eager (median 1.04 over nine measurements),
+which is why an earlier ``auto`` never compiled on the CPU. CUDA's constants are conservative guesses,
+unmeasured.
 At smoke size (the tests, CI) the projection is milliseconds: auto never compiles there, and the smoke preset says ``false``.
 The DARTS drop-path ramp changes the probability every epoch; as a Python float it is a constant
 dynamo specialises on, so each epoch recompiled (measured: a new graph per value). A compiled network
@@ -36,17 +34,21 @@ prefix and a checkpoint written by a compiled run resumes an eager one and back.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
+from rome.allocator import keep_freed_memory
 from rome.training.flops import multiply_adds_m
+
+logger = logging.getLogger(__name__)
 
 # CPU: 3 x 2 x 43.4 M multiply-adds x 64 images / 0.511 s (the eager NHWC step); CUDA: a guess
 EAGER_FLOP_RATE = {"cpu": 3.3e10, "cuda": 5.0e12}
-# compiled / eager NHWC step in the process that compiles (CPU: the median of nine cold measurements, 0.86-1.11; CUDA: a guess)
-COMPILED_RATIO = {"cpu": 1.04, "cuda": 0.8}
-FIRST_CALL_SECONDS = {"cpu": 90.0, "cuda": 90.0}  # cold-cache first call (CPU: 66-147 s measured; CUDA: a guess)
+# compiled / eager NHWC step in the process that compiles (CPU: measured cold, allocator set; CUDA: a guess)
+COMPILED_RATIO = {"cpu": 0.9, "cuda": 0.8}
+FIRST_CALL_SECONDS = {"cpu": 90.0, "cuda": 90.0}  # cold-cache first call (CPU: 66-96 s measured; CUDA: a guess)
 PAYBACK = 2.0
 
 
@@ -84,7 +86,12 @@ def decide(setting: str | bool, model: torch.nn.Module, *, in_chans: int, resolu
 
 def compiled_forward(model: torch.nn.Module, drop_path: float) -> torch.nn.Module:
     """``torch.compile(model)``, with the drop-path probability made a graph input when the run ramps
-    it (``drop_path`` > 0); at 0 the cells skip drop-path as eager does and no mask is drawn."""
+    it (``drop_path`` > 0); at 0 the cells skip drop-path as eager does and no mask is drawn.
+
+    The process's allocator is told to keep freed memory first (rome.allocator): after a cold compile
+    glibc otherwise returns and re-faults the step's buffers every step, which made the compiled step
+    slower than eager on the development CPU."""
+    logger.info(f"train: compiling the network; {keep_freed_memory()}")
     if drop_path > 0 and hasattr(model, "compile_drop_path"):
         model.compile_drop_path(True)
     return torch.compile(model)
