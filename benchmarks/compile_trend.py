@@ -16,8 +16,13 @@ each step (``getrusage``: the allocator's fresh pages, a cost the layout does no
 gives the median of each block of ``--block`` steps (the median over rounds), so a slow start after
 compiling shows as a slower first block, and a steady state as flat blocks.
 
-    python -m benchmarks compile_trend                  # paper size, 48 steps, 1 round (~4 min on a 2-core CPU)
-    python -m benchmarks compile_trend --repeats 2      # interleaved rounds
+The compiled processes go through ``rome.training.compile.compiled_forward``, as ``rome train`` does,
+so glibc's allocator is set to keep freed memory (rome.allocator); ``--allocator default`` leaves
+glibc's adaptive default (``ROME_ALLOCATOR=default``), the behaviour before that fix.
+
+    python -m benchmarks compile_trend                      # paper size, 48 steps, 1 round (~4 min on a 2-core CPU)
+    python -m benchmarks compile_trend --repeats 2          # interleaved rounds
+    python -m benchmarks compile_trend --allocator default  # without rome.allocator: results/compile_trend_cpu_default.json
 """
 
 from __future__ import annotations
@@ -75,9 +80,11 @@ def measure(variant: str, settings: dict[str, Any]) -> dict[str, Any]:
 def run_child(variant: str, settings: dict[str, Any], cache: str) -> dict[str, Any]:
     """``measure`` in a fresh interpreter with ``cache`` as its Inductor cache; its last stdout line is the JSON."""
     payload = json.dumps({"variant": variant, "settings": settings})
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+    if settings["allocator"] == "default":
+        env["ROME_ALLOCATOR"] = "default"
     proc = subprocess.run([sys.executable, "-m", "benchmarks.compile_trend", "--child", payload], cwd=report.REPO,
-                          capture_output=True, text=True, check=False,
-                          env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache})
+                          capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         raise RuntimeError(f"{variant}: child exited {proc.returncode}: {tail}")
@@ -136,7 +143,8 @@ def table(doc: dict[str, Any]) -> str:
             for r in f["rows"]]
     return "\n".join([
         (f"**{f['device'].upper()}**, batch {s['batch_size']}, {s['layers']} cells, {s['init_channels']} channels, "
-        f"{s['resolution']}x{s['resolution']}, channels_last, {s['threads']} torch threads; seconds per step, the "
+        f"{s['resolution']}x{s['resolution']}, channels_last, {s['threads']} torch threads, allocator "
+        f"{'glibc default' if s.get('allocator') == 'default' else 'kept freed memory (rome.allocator)'}; seconds per step, the "
         f"median of each block of {s['block']} steps after the first call (median over {s['repeats']} round(s)); "
          "steady: the median of every step after the first block."), "",
         report.markdown_table(header, body), "", report.provenance_line(doc) +
@@ -150,7 +158,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=48, help="timed steps per process")
     p.add_argument("--block", type=int, default=8, help="steps per block median")
     p.add_argument("--repeats", type=int, default=1, help="interleaved rounds, each with a fresh Inductor cache")
-    p.add_argument("--out", type=Path, default=None, help="result JSON (default: benchmarks/results/compile_trend_<device>.json)")
+    p.add_argument("--allocator", default="kept", choices=["kept", "default"],
+                   help="kept: as rome train compiles (rome.allocator); default: glibc's adaptive default")
+    p.add_argument("--out", type=Path, default=None,
+                   help="result JSON (default: benchmarks/results/compile_trend_<device>[_default].json)")
     p.add_argument("--no-readme", action="store_true", help="do not regenerate the table in benchmarks/README.md")
 
 
@@ -164,7 +175,7 @@ def main(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RomeError("--device cuda: no CUDA device visible to torch")
     settings = {"size": args.size, **SIZES[args.size], "device": device, "threads": args.threads,
-                "steps": args.steps, "block": args.block, "seed": 0}
+                "steps": args.steps, "block": args.block, "allocator": args.allocator, "seed": 0}
     load_before = report.machine()["load_average_1_5_15"]
     t0 = time.perf_counter()
     figures = collect(settings, args.repeats, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -172,9 +183,10 @@ def main(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Path:
     doc = report.result_document(NAME, report.command_line(NAME, argv), figures, PAPER,
                                  load_average_before=load_before,
                                  load_average_after=report.machine()["load_average_1_5_15"])
-    out = report.write_result(doc, args.out or report.RESULTS_DIR / f"{NAME}_{device}.json")
+    key = f"{NAME}_{device}" + ("_default" if args.allocator == "default" else "")
+    out = report.write_result(doc, args.out or report.RESULTS_DIR / f"{key}.json")
     if not args.no_readme:
-        report.update_readme(f"{NAME}_{device}", table(doc))
+        report.update_readme(key, table(doc))
     return out
 
 

@@ -318,7 +318,8 @@ def table(doc: dict[str, Any]) -> str:
              f"{s['resolution']}x{s['resolution']}, {s['threads']} torch threads; seconds per iteration, median of "
              f"{s['repeats']} interleaved repeat(s), each a fresh process timing {s['iters']} iteration(s) after 2 "
              f"untimed ones (compiled: {2 + SEARCH_COMPILE_WARMUP} for a search, {2 + TRAIN_COMPILE_WARMUP} for the "
-             "retraining); (× ratio to NCHW eager); min: the fastest timed iteration over all repeats{'; ' + extra if extra else ''}."), "",
+             "retraining); (× ratio to NCHW eager); min: the fastest timed iteration over all repeats"
+             f"{'; ' + extra if extra else ''}."), "",
              report.markdown_table(["what", *[VARIANT_TITLES[v] for v in present]], body), ""]
     if f["targets"]:
         checks = [[c["config"], f"{c['setting']} ({VARIANT_TITLES[c['variant']]})", report.fmt(c["ratio"], 3),

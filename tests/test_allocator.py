@@ -61,3 +61,10 @@ def test_kept_memory_is_not_faulted_in_again() -> None:
 def test_users_allocator_settings_are_left_alone() -> None:
     got = _probe("tuned", MALLOC_TRIM_THRESHOLD_="1048576")
     assert got["note"] == "allocator left as the environment set it (MALLOC_TRIM_THRESHOLD_)"
+
+
+@glibc
+def test_rome_allocator_default_keeps_glibcs_behaviour() -> None:
+    got = _probe("tuned", ROME_ALLOCATOR="default")
+    assert got["note"] == "allocator left as glibc's default (ROME_ALLOCATOR=default)"
+    assert min(got["faults"][2:]) > 10_000, got  # still in the re-faulting state the probe put it in

@@ -255,7 +255,7 @@ def test_speed_tiny_run_writes_every_field(tmp_path: Path) -> None:
 def test_compile_trend_measures_each_step_and_summarises_blocks() -> None:
     """The child's measurement (eager, tiny, in-process): one time and one fault count per step; then the
     summary of synthetic runs: block medians, the steady state after the first block, the ratio to eager."""
-    settings = {**speed.SIZES["tiny"], "device": "cpu", "threads": 1, "steps": 3, "block": 2, "seed": 0}
+    settings = {**speed.SIZES["tiny"], "device": "cpu", "threads": 1, "steps": 3, "block": 2, "allocator": "kept", "seed": 0}
     r = compile_trend.measure("eager", settings)
     assert len(r["seconds"]) == len(r["minor_faults"]) == 3 and r["first_call_s"] > 0 and r["torch_threads"] == 1
     assert all(t > 0 for t in r["seconds"]) and all(f >= 0 for f in r["minor_faults"])
@@ -275,9 +275,10 @@ def test_compile_trend_measures_each_step_and_summarises_blocks() -> None:
     assert rows["cold"]["first_call_s"] == 90.0 and rows["cold"]["minor_faults_per_step"] == 10
     doc = report.result_document("compile_trend", "python -m benchmarks compile_trend", {
         "device": "cpu", "runs": runs, "rows": list(rows.values()), "wall_seconds": 1,
-        "settings": {**settings, "steps": 4, "repeats": 2}}, compile_trend.PAPER)
+        "settings": {**settings, "steps": 4, "repeats": 2, "allocator": "kept"}}, compile_trend.PAPER)
     text = compile_trend.table(doc)
     assert "| compiled, cold cache | 90.0 | 0.600 | 0.450 | 0.450 (× 0.900) | 10 |" in text and "steps 3-4" in text
+    assert "allocator kept freed memory (rome.allocator)" in text
 
 
 def test_compile_trend_rejects_bad_arguments(capsys: pytest.CaptureFixture) -> None:
@@ -322,6 +323,7 @@ def test_speed_medians_ratios_targets_and_table(monkeypatch: pytest.MonkeyPatch)
     slow = speed.summarise([*runs, _speed_run("train", "compile_cl", 0.9)])
     assert [t["met"] for t in speed.check_targets(slow, "cuda") if t["config"] == "train"] == [False]  # median 0.7 > 0.6
     assert "| train | default (channels_last) | 0.700 | ≤ 0.6 | missed |" in text
+    assert "{" not in text and "after 2 untimed ones (compiled: 10 for a search, 18 for the retraining)" in text
 
 
 def test_speed_variants_and_bad_configs(capsys: pytest.CaptureFixture) -> None:

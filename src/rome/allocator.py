@@ -14,8 +14,10 @@ What it costs: memory freed below 32 MiB stays mapped to the process rather than
 kernel, so the resident set stays near the run's peak instead of dropping between steps; the peak
 itself is the same. Numerics are untouched (the allocator only decides where memory comes from).
 
-Left alone: other C libraries (musl, macOS), and any process whose user chose the allocator's
-behaviour already (a ``MALLOC_*`` variable or an ``LD_PRELOAD`` such as jemalloc or tcmalloc).
+Left alone: other C libraries (musl, macOS), any process whose user chose the allocator's
+behaviour already (a ``MALLOC_*`` variable, ``GLIBC_TUNABLES`` or an ``LD_PRELOAD`` such as jemalloc or
+tcmalloc), and ``ROME_ALLOCATOR=default`` (glibc's adaptive default, as before; ``python -m benchmarks
+compile_trend --allocator default`` measures it).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP
 
 def keep_freed_memory() -> str:
     """Fix glibc's mmap and trim thresholds for this process; a short phrase says what was done (for the log)."""
+    if os.environ.get("ROME_ALLOCATOR", "") == "default":
+        return "allocator left as glibc's default (ROME_ALLOCATOR=default)"
     chosen = [name for name in USER_SETTINGS if os.environ.get(name)]
     if chosen:
         return f"allocator left as the environment set it ({', '.join(chosen)})"
