@@ -53,7 +53,7 @@ def test_kept_memory_is_not_faulted_in_again() -> None:
     refaulting, tuned = _probe("re-faulting"), _probe("tuned")
     pages = 3 * (1 + 3 + 12 + 2 + 6 + 12 + 4 + 8 + 1 + 12) * 256  # 46,848 pages of 4 KiB (183 MiB) allocated per step
     assert min(refaulting["faults"][2:]) > pages // 2, refaulting  # every step faults its buffers in again
-    assert sum(tuned["faults"][2:]) < pages // 10, tuned  # kept: step 1's memory reused
+    assert max(tuned["faults"][2:]) < pages // 10, tuned  # kept: step 1's memory reused (a heap growth at most)
     assert "keeps freed memory" in tuned["note"]
 
 
