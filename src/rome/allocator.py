@@ -1,18 +1,20 @@
 """Keep freed memory in the process (glibc ``mallopt``) where a compiled network would re-fault it.
 
-Why (issue 23, benchmarks/README.md section 6, ``python -m benchmarks compile_trend``): on the 2-core
-development CPU the process that compiles the DARTS-V2 retraining network cold stepped in 0.495 s,
-slower than eager channels_last (0.454 s), and took 119,000 minor page faults per step against
-12,000 for the same kernels loaded from a warm Inductor cache. glibc's malloc adapts its mmap and
-trim thresholds to what the process allocated before; after a cold compile it ends up returning the
-step's activation buffers to the kernel at every free and faulting fresh zeroed pages in again. With
-the two thresholds fixed (``M_MMAP_THRESHOLD`` 32 MiB, ``M_TRIM_THRESHOLD`` 2 GiB) the cold process
-took 9 faults per step and stepped in 0.415 s (× 0.91 of eager), the warm one 0.398 s. Eager steps did
-not change (0.456 s), so only a process that compiles sets them (``rome.training.compile``).
+Why (issue 23, benchmarks/README.md section 6, ``python -m benchmarks compile_trend [--allocator
+default]``): on the 2-core development CPU the process that compiles the DARTS-V2 retraining network
+cold stepped in 0.544 s, slower than eager channels_last (0.495 s), and took 120,056 minor page faults
+per step against 39,155 for the same kernels loaded from a warm Inductor cache and 5,878 eager.
+glibc's malloc adapts its mmap and trim thresholds to what the process allocated before; after a cold
+compile it ends up returning the step's buffers to the kernel at every free and faulting fresh zeroed
+pages in again. With the two thresholds fixed (``M_MMAP_THRESHOLD`` 32 MiB, ``M_TRIM_THRESHOLD``
+2 GiB) the cold process took 9 faults per step and stepped in 0.398 s (x 0.90 of eager), the warm
+one 0.384 s. Eager steps did not change (0.455 s vs 0.454 s in a paired probe), so only a process
+that compiles sets them (``rome.training.compile.compiled_forward``).
 
 What it costs: memory freed below 32 MiB stays mapped to the process rather than going back to the
-kernel, so the resident set stays near the run's peak instead of dropping between steps; the peak
-itself is the same. Numerics are untouched (the allocator only decides where memory comes from).
+kernel, so the resident set stays near the run's largest step instead of dropping between steps
+(whether fragmentation raises the peak itself is not measured). Numerics are untouched: the
+allocator only decides where memory comes from.
 
 Left alone: other C libraries (musl, macOS), any process whose user chose the allocator's
 behaviour already (a ``MALLOC_*`` variable, ``GLIBC_TUNABLES`` or an ``LD_PRELOAD`` such as jemalloc or
