@@ -22,8 +22,8 @@ here, since ``rome search`` ignores ``search.amp`` there: the measurement that d
 should). Every (configuration, variant) runs in a fresh process: one untimed first iteration (its
 time is reported as the first-call cost: compilation with an empty Inductor cache, oneDNN's kernel
 selection, allocator warm-up), one more untimed warm-up (9 for a search with compiled ops: ops first
-sampled later compile then; 17 for a compiled retraining: the steps right after a cold compile run
-~10 % slower than a long run's steady state), then ``--iters`` timed iterations (median). Repeats are interleaved (all
+sampled later compile then; 17 for a compiled retraining, so its figure is a long run's steady state),
+then ``--iters`` timed iterations (median). Repeats are interleaved (all
 variants of round 1, then round 2, ...) so a change in the machine's load hits every variant alike;
 the figure is the median over the repeats, and the ratios are against NCHW eager of the same config.
 
@@ -64,9 +64,9 @@ VARIANT_TITLES = {"eager": "NCHW eager", "cl": "channels_last", "compile": "torc
 SIZES = {"paper": {"batch_size": 64, "layers": 8, "init_channels": 16, "resolution": 32},
          "tiny": {"batch_size": 2, "layers": 2, "init_channels": 4, "resolution": 8}}
 SEARCH_COMPILE_WARMUP = 8  # extra untimed steps of a search with compiled op modules (``measure``)
-# extra untimed steps of a compiled retraining: after a cold compile the first ~8 steps run ~10 % slower
-# than the rest (2026-12-07, 64 steps after a cold compile, medians per 8 steps: 0.503, then 0.45-0.48 s);
-# a retraining runs thousands of steps, so the figure is the steady state (``measure``)
+# extra untimed steps of a compiled retraining, so the figure is a long run's steady state (``measure``). Before
+# rome.allocator the first ~8 steps after a cold compile ran up to ~10 % slower in one probe; with it the
+# first 8 steps differ from the rest by ~2 % (compile_trend: 0.406 s, then 0.394-0.407 s)
 TRAIN_COMPILE_WARMUP = 16
 # issue 23's done-when: the default search iteration <= 0.7 x NCHW eager (ROME K=1, GDAS), the default
 # retraining step, for a run long enough to compile, <= 0.6 x
@@ -184,8 +184,8 @@ def measure(config: str, variant: str, settings: dict[str, Any]) -> dict[str, An
     timed()  # a second untimed iteration: a compiled step may still specialise once (e.g. grad-mode guards)
     if variant.startswith("compile"):
         # search: each step samples other ops, and an op (type, shape) first sampled late compiles then; warm
-        # until the sampled ops have been seen. Retraining: the steps right after a cold compile are slower
-        # than the run's steady state. Either way the timed steps are the compiled steady state.
+        # until the sampled ops have been seen. Retraining: skip the steps right after the compile. Either way
+        # the timed steps are the compiled steady state.
         for _ in range(TRAIN_COMPILE_WARMUP if config == TRAIN else SEARCH_COMPILE_WARMUP):
             timed()
     times = [timed() for _ in range(settings["iters"])]

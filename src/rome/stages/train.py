@@ -37,8 +37,7 @@ Speed (issue 23's measurements, ``python -m benchmarks speed``): ``train.channel
 NHWC where the device's kernels are NHWC-native (rome.layout); ``train.compile`` = auto compiles the
 training forward when the projected run repays the first call (the drop-path ramp is a graph input
 then, so the ramp compiles once; rome.training.compile). Both resolved values go to the run record and
-the log, not to the artifact (its
-provenance keeps the word ``auto``).
+the log, not to the artifact (its provenance keeps the word ``auto``).
 """
 
 from __future__ import annotations
