@@ -16,11 +16,17 @@ kept cell from scratch with the config's ``train`` section and reports its test 
     python -m benchmarks collapse                 # CPU scale (default)
     python -m benchmarks collapse --scale paper   # the R-DARTS search setting, GPU
     python -m benchmarks collapse --config benchmarks/configs/collapse_testbed.yaml --retrain   # the testbed
+
+``--searches-from RESULT --retrain`` retrains the cells a committed result recorded (each run's final and
+kept genotypes are in it) without rerunning its searches: only the data is prepared. The result must have
+been searched with exactly the config's settings (checked key by key; the searches are deterministic for
+them), and the new result names the one its searches came from, with that result's commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from collections.abc import Sequence
@@ -29,6 +35,7 @@ from typing import Any
 
 from benchmarks import early_stop, pipeline, plots, report
 from rome.artifacts import read_json
+from rome.errors import RomeError
 from rome.paths import run_record_path
 
 NAME = "collapse"
@@ -115,24 +122,74 @@ def summarize(rows: list[dict[str, Any]], spaces: Sequence[str], algorithms: Seq
     return out
 
 
-def collect(params: dict[str, Any], retrain: bool = False, config: Path | None = None, cores: int = 2) -> dict[str, Any]:
+SEARCH_SETTINGS = ("k_samples", "epochs", "steps_per_epoch", "batch_size", "layers", "init_channels", "w_lr", "a_lr",
+                   "tau_max", "tau_min", "behaviour", "arch_warmup_epochs", "indicators", "early_stop", "mode")
+
+
+def search_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """What decides the searches' outcome: the search section's settings, the data and the sweep (JSON-shaped)."""
+    sw, s = params["sweep"], params["search"]
+    settings = {k: s[k] for k in SEARCH_SETTINGS}
+    settings["data"] = {"dataset": params["data"]["dataset"], "root": params["data"]["root"],
+                        "resize": params["data"]["resize"], "subset": params["data"]["subset"]}
+    settings["spaces"], settings["seeds"] = list(sw["spaces"]), list(sw["seeds"])
+    return json.loads(json.dumps(settings, default=str))
+
+
+def recorded_rows(params: dict[str, Any], runs: list[dict[str, Any]], result: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows of a committed collapse result, one per run of ``params``' sweep, without their accuracies,
+    and where they came from. Its searches stand for this config's only when every search setting agrees
+    (the searches are deterministic for their settings): anything else is a one-line error, never a mix."""
+    doc = read_json(result, "collapse result")
+    if not isinstance(doc, dict):
+        raise RomeError(f"{result}: expected a JSON object (a benchmark result), found {type(doc).__name__}")
+    report.check_result(doc, result)
+    if doc.get("benchmark") != NAME or not isinstance(doc.get("figures"), dict):
+        raise RomeError(f"{result}: benchmark = {doc.get('benchmark')!r}, expected a {NAME!r} result with figures")
+    f = doc["figures"]
+    mine, theirs = search_settings(params), f.get("settings") or {}
+    for key, value in mine.items():
+        if theirs.get(key) != value:
+            raise RomeError(f"{result}: settings.{key} = {theirs.get(key)!r}, but the config resolves {value!r}: "
+                            "its searches are not this config's (run them: leave out --searches-from)")
+    by_key = {(r.get("space"), r.get("algorithm"), r.get("seed")): r for r in f.get("runs") or []}
+    rows = []
+    for run in runs:
+        key = (run["search"]["space"], run["search"]["algorithm"], run["seed"])
+        if key not in by_key:
+            raise RomeError(f"{result}: no run for space {key[0]}, algorithm {key[1]}, seed {key[2]}, which the "
+                            "config's sweep holds")
+        row = {k: v for k, v in by_key[key].items() if k != "accuracy"}
+        if not row.get("final_genotype") or not isinstance(row.get("early_stop"), dict):
+            raise RomeError(f"{result}: the run {'/'.join(map(str, key))} records no final_genotype or early_stop")
+        rows.append(row)
+    source = {"result": result.resolve().relative_to(report.REPO).as_posix()
+              if result.resolve().is_relative_to(report.REPO) else str(result),
+              "commit": (doc.get("git") or {}).get("commit"), "date": doc.get("date"), "command": doc.get("command")}
+    return rows, source
+
+
+def collect(params: dict[str, Any], retrain: bool = False, config: Path | None = None, cores: int = 2,
+            searches_from: Path | None = None) -> dict[str, Any]:
+    """The figures. ``searches_from``: take the searches' rows from that committed result (checked to be this
+    config's) and only retrain their cells; the searches are not run, nor read from the work folder."""
     runs = pipeline.runs(params)
-    rows = [run_figures(r) for r in runs]
+    source = None
+    if searches_from is not None:
+        rows, source = recorded_rows(params, runs, searches_from)
+    else:
+        rows = [run_figures(r) for r in runs]
     if retrain:
         assert config is not None
-        early_stop.retrain(config, runs, rows, cores)
-    sw, s = params["sweep"], params["search"]
-    settings = {k: s[k] for k in ("k_samples", "epochs", "steps_per_epoch", "batch_size", "layers", "init_channels",
-                                   "w_lr", "a_lr", "tau_max", "tau_min", "behaviour", "arch_warmup_epochs",
-                                   "indicators", "early_stop", "mode")}
+        early_stop.retrain(config, runs, rows, cores, final_from_history=searches_from is not None)
+    settings = search_settings(params)
     if retrain:
         settings["retrain"] = {k: params["train"][k] for k in ("epochs", "steps_per_epoch", "batch_size", "layers",
                                                                 "init_channels", "lr")}
         settings["retrain"]["subset"] = {k: params["data"]["subset"][k] for k in ("train", "test")}
-    settings["data"] = {"dataset": params["data"]["dataset"], "root": params["data"]["root"],
-                        "resize": params["data"]["resize"], "subset": params["data"]["subset"]}
-    settings["spaces"], settings["seeds"] = list(sw["spaces"]), list(sw["seeds"])
-    return {"settings": settings, "summary": summarize(rows, sw["spaces"], sw["algorithms"], s["epochs"]), "runs": rows}
+    sw = params["sweep"]
+    return {"settings": settings, "summary": summarize(rows, sw["spaces"], sw["algorithms"], params["search"]["epochs"]),
+            "runs": rows, "searches_from": source}
 
 
 def table_markdown(doc: dict[str, Any]) -> str:
@@ -146,7 +203,10 @@ def table_markdown(doc: dict[str, Any]) -> str:
     timing = report.timing_line(pl, f.get("budget_minutes"))
     trajectories = trajectory_table(f)
     d = s["data"]
-    lines = [f"Search: {s['layers']} cells, {s['init_channels']} channels, batch {s['batch_size']}, {s['epochs']} epochs x "
+    src = f.get("searches_from")
+    origin = ([f"Searches recorded in `{src['result']}` (commit `{(src.get('commit') or 'unknown')[:10]}`, "
+               f"{(src.get('date') or '')[:10]}); only the retraining ran for this result.", ""] if src else [])
+    lines = [*origin, f"Search: {s['layers']} cells, {s['init_channels']} channels, batch {s['batch_size']}, {s['epochs']} epochs x "
              f"{s['steps_per_epoch']} steps, ROME K={s['k_samples']}, data {d['dataset']} resized to {d['resize']} "
              f"(subset {d['subset']}), seeds {s['seeds']}.", "",
              report.markdown_table(header, rows), "", *trajectories, timing, "", report.provenance_line(doc)]
@@ -213,13 +273,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retrain", action="store_true",
                    help="train every distinct kept cell (final, and each early-stopping rule's) from scratch with the "
                         "config's train section and report its test accuracy")
+    p.add_argument("--searches-from", type=Path, default=None, metavar="RESULT",
+                   help="with --retrain: take the searches from this committed collapse result (its settings must be "
+                        "the config's) and only prepare the data and retrain their cells, e.g. on another machine")
 
 
 def main(args: argparse.Namespace, argv: Sequence[str] | None = None) -> Path:
     config = args.config or CONFIGS[args.scale]
+    if args.searches_from is not None and not args.retrain:
+        raise RomeError(f"--searches-from {args.searches_from}: only retrains a recorded result's cells; add --retrain")
+    if args.searches_from is not None:  # fail before any pipeline work when the result is not this config's
+        recorded_rows(pipeline.resolved(config), pipeline.runs(pipeline.resolved(config)), args.searches_from)
 
     def collect_fn(params: dict[str, Any]) -> dict[str, Any]:
-        return collect(params, retrain=args.retrain, config=config, cores=args.cores)
+        return collect(params, retrain=args.retrain, config=config, cores=args.cores, searches_from=args.searches_from)
 
+    # with recorded searches the pipeline only prepares the data the retraining reads
     return pipeline.run_benchmark(NAME, args, argv, collect_fn, table_markdown, plot, CONFIGS, BUDGET_MINUTES, PAPER,
-                                  until="derive")
+                                  until="prepare" if args.searches_from is not None else "derive")

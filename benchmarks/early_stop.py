@@ -94,15 +94,22 @@ def retrain_one(config: Path, run: dict[str, Any], derive: Path, folder: Path, c
     return float(read_json(metrics, "evaluation metrics")["top1"])
 
 
-def retrain(config: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]], cores: int) -> None:
+def retrain(config: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]], cores: int,
+            final_from_history: bool = False) -> None:
     """Fill ``row["accuracy"]`` ({"final": top1, criterion: top1 of its kept cell}) for every run, training
-    each distinct cell of a run once (a rule that never fires, or keeps a cell already trained, reuses its score)."""
+    each distinct cell of a run once (a rule that never fires, or keeps a cell already trained, reuses its score).
+
+    ``final_from_history``: the rows come from a recorded result, not from searches run here, so the final
+    cell is written from the row's last history genotype, like the rules' kept cells, instead of read from
+    the run's derive folder (which does not exist)."""
     jobs: dict[Path, tuple[dict[str, Any], Path, Path, dict[str, Any]]] = {}
     wanted: list[tuple[dict[str, Any], str, Path]] = []
     for run, row in zip(runs, rows):
         base = stage_dir(run, "search").parent / "retrain"
         final_folder = base / "final"
-        jobs[final_folder] = (run, stage_dir(run, "derive"), final_folder, row["final_genotype"])
+        derive = (_genotype_file(row["final_genotype"], run["search"]["nodes"], run["search"]["space"],
+                                 final_folder / "derive") if final_from_history else stage_dir(run, "derive"))
+        jobs[final_folder] = (run, derive, final_folder, row["final_genotype"])
         wanted.append((row, "final", final_folder))
         seen = {json.dumps(row["final_genotype"]): final_folder}  # a cell kept by several rules is trained once
         for criterion, stop in row["early_stop"].items():

@@ -585,6 +585,72 @@ def test_collapse_trajectories_early_stop_and_retraining(trajectory_sweep: dict,
     assert "Trajectories and early stopping" in text and "| eigenvalue |" in text and "param_free" in text
 
 
+def _recorded_collapse(params: dict, path: Path, runs: list[dict]) -> Path:
+    """A committed collapse result for ``params``' sweep: each run's final cell and a param_free rule's kept cell."""
+    final = {"normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1]] * 4, "reduce": [["max_pool_3x3", 0], ["skip_connect", 1]] * 4}
+    kept = {"normal": [["skip_connect", 0], ["skip_connect", 1]] * 4, "reduce": final["reduce"]}
+    rows = [{"space": r["search"]["space"], "algorithm": r["search"]["algorithm"], "seed": r["seed"],
+             "param_free_normal": 0, "curve": [2, 0], "final_genotype": final, "normal": final["normal"],
+             "search_seconds": 1.0, "eigenvalue": [None, None], "accuracy": {"final": 99.0},
+             "early_stop": {"param_free": {"chosen_epoch": 1, "fired_epoch": 1, "criterion": "param_free",
+                                           "param_free_normal": 8, "genotype": kept}}} for r in runs]
+    figures = {"settings": collapse.search_settings(params), "runs": rows}
+    return report.write_result(report.result_document("collapse", "python -m benchmarks collapse", figures,
+                                                      collapse.PAPER), path)
+
+
+def test_collapse_retrains_the_cells_of_a_recorded_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """--searches-from: the recorded rows' cells (final and kept) are retrained from the genotypes the result
+    holds; its old accuracies are dropped; a result of other settings or another sweep is refused."""
+    from benchmarks import early_stop
+
+    params = smoke(tmp_path / "results", "search.space=s2", "sweep.spaces=[s2]", "sweep.algorithms=[gdas, rome]",
+                   "sweep.seeds=[0]")
+    runs = pipeline.runs(params)
+    result = _recorded_collapse(params, tmp_path / "recorded.json", runs)
+    trained: list[dict] = []
+
+    def fake_rome(args: list[str], log: Path) -> None:
+        if args[0] == "train":
+            derive = Path(args[args.index("--input", args.index("--input") + 1) + 1].split("=", 1)[1])
+            trained.append(json.loads((derive / "genotype.json").read_text())["genotype"])
+        else:
+            out = Path(args[args.index("--out") + 1])
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "metrics.json").write_text(json.dumps({"top1": 10.0 * (len(trained) % 2 + 1)}))
+    monkeypatch.setattr(early_stop, "_rome", fake_rome)
+    figures = collapse.collect(params, retrain=True, config=Path("c.yaml"), cores=1, searches_from=result)
+    assert len(trained) == 4  # per run: the final cell and the rule's kept cell, written from the result
+    assert {json.dumps(g["normal"]) for g in trained} == {json.dumps([["sep_conv_3x3", 0], ["sep_conv_3x3", 1]] * 4),
+                                                          json.dumps([["skip_connect", 0], ["skip_connect", 1]] * 4)}
+    for r in figures["runs"]:
+        assert set(r["accuracy"]) == {"final", *early_stop.CRITERIA} and r["accuracy"]["final"] != 99.0
+        assert r["accuracy"]["eigenvalue"] == r["accuracy"]["final"]  # no eigenvalue rule recorded: the final cell
+    assert figures["searches_from"]["result"] == str(result) and figures["summary"][0]["top1_mean"] is not None
+    assert "only the retraining ran" in collapse_report(figures, tmp_path / "t.png")
+
+    other = smoke(tmp_path / "results", "search.space=s2", "sweep.spaces=[s2]", "sweep.algorithms=[gdas, rome]",
+                  "sweep.seeds=[0]", "search.epochs=3")
+    with pytest.raises(RomeError, match=r"recorded.json: settings.epochs = 2, but the config resolves 3"):
+        collapse.recorded_rows(other, pipeline.runs(other), result)
+    wider = smoke(tmp_path / "results", "search.space=s2", "sweep.spaces=[s2]", "sweep.algorithms=[gdas, rome]",
+                  "sweep.seeds=[0, 1]")
+    with pytest.raises(RomeError, match=r"settings.seeds"):
+        collapse.recorded_rows(wider, pipeline.runs(wider), result)
+    doc = json.loads(result.read_text())
+    doc["figures"]["runs"] = doc["figures"]["runs"][:1]
+    (tmp_path / "short.json").write_text(json.dumps(doc))
+    with pytest.raises(RomeError, match=r"short.json: no run for space s2, algorithm rome, seed 0"):
+        collapse.recorded_rows(params, runs, tmp_path / "short.json")
+    doc["benchmark"] = "nb201"
+    (tmp_path / "nb.json").write_text(json.dumps(doc))
+    with pytest.raises(RomeError, match=r"nb.json: benchmark = 'nb201', expected a 'collapse' result"):
+        collapse.recorded_rows(params, runs, tmp_path / "nb.json")
+    assert bench_main(["collapse", "--searches-from", str(result)]) == 2
+    assert "only retrains a recorded result's cells; add --retrain" in capsys.readouterr().err
+
+
 def test_reuse_keeps_outputs_a_params_path_change_would_rerun() -> None:
     fresh = pipeline.snakemake_command(Path("benchmarks/configs/collapse.yaml"), 2)
     kept = pipeline.snakemake_command(Path("benchmarks/configs/collapse.yaml"), 2, keep=True)

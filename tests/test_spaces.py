@@ -126,13 +126,43 @@ def test_avg_pool_excludes_padding() -> None:
     assert torch.allclose(OPS["avg_pool_3x3"](1, 1, True)(x), x)
 
 
-def test_factorized_reduce_matches_darts_on_even_sides() -> None:
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_factorized_reduce_matches_darts_on_even_sides(channels_last: bool) -> None:
+    """The second path's stride-1 conv of x[1::2, 1::2] is DARTS's stride-2 conv of x[1:, 1:]: the same
+    products, equal to float rounding (oneDNN may pick another kernel for the other strides), forward and
+    backward, in either layout."""
     torch.manual_seed(0)
     fr = FactorizedReduce(4, 6, affine=False).eval()
-    x = torch.randn(2, 4, 8, 8)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 4, 8, 8).to(memory_format=fmt).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    w_ref = fr.conv_2.weight.detach().clone().requires_grad_()
+    h = F.relu(x_ref)
+    expected = fr.bn(torch.cat([fr.conv_1(h), F.conv2d(h[:, :, 1:, 1:], w_ref, stride=2)], dim=1))
+    out = fr(x)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    g = torch.randn_like(out)
+    out.backward(g)
+    expected.backward(g)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(fr.conv_2.weight.grad, w_ref.grad, rtol=1e-6, atol=1e-6)
+
+
+def test_factorized_reduce_pads_odd_sides_with_zeros() -> None:
+    """Odd sides: the shifted input's zero row / column at the bottom / right gives a zero last row / column
+    of the second path (computed here without a conv kernel)."""
+    torch.manual_seed(0)
+    fr = FactorizedReduce(3, 4, affine=False).eval()
+    x = torch.randn(2, 3, 7, 9)
     h = F.relu(x)
-    expected = fr.bn(torch.cat([fr.conv_1(h), fr.conv_2(h[:, :, 1:, 1:])], dim=1))
-    assert torch.allclose(fr(x), expected)
+    shifted = F.pad(h, (0, 1, 0, 1))[:, :, 1::2, 1::2]  # rows 1, 3, 5, 7 (7: the zero pad)
+    second = torch.einsum("nchw,oc->nohw", shifted, fr.conv_2.weight[:, :, 0, 0])
+    first = torch.einsum("nchw,oc->nohw", h[:, :, ::2, ::2], fr.conv_1.weight[:, :, 0, 0])
+    assert second.shape == first.shape == (2, 2, 4, 5)
+    expected = fr.bn(torch.cat([first, second], dim=1))
+    assert torch.allclose(fr(x), expected, atol=1e-6)
+    out = fr(x)  # eval BN with fresh statistics maps zeros to zeros: the padded last row and column
+    assert not out[:, 2:, -1].any() and not out[:, 2:, :, -1].any() and out[:, 2:, :-1, :-1].abs().sum() > 0
 
 
 def test_nb201_ops_and_resnet_block() -> None:
