@@ -586,13 +586,14 @@ def test_collapse_trajectories_early_stop_and_retraining(trajectory_sweep: dict,
 
 
 def _recorded_collapse(params: dict, path: Path, runs: list[dict]) -> Path:
-    """A committed collapse result for ``params``' sweep: each run's final cell and a param_free rule's kept cell."""
+    """A committed collapse result for ``params``' sweep: each run's final cell, an eigenvalue rule that never
+    fired and a param_free rule's kept cell."""
     final = {"normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1]] * 4, "reduce": [["max_pool_3x3", 0], ["skip_connect", 1]] * 4}
     kept = {"normal": [["skip_connect", 0], ["skip_connect", 1]] * 4, "reduce": final["reduce"]}
     rows = [{"space": r["search"]["space"], "algorithm": r["search"]["algorithm"], "seed": r["seed"],
              "param_free_normal": 0, "curve": [2, 0], "final_genotype": final, "normal": final["normal"],
              "search_seconds": 1.0, "eigenvalue": [None, None], "accuracy": {"final": 99.0},
-             "early_stop": {"param_free": {"chosen_epoch": 1, "fired_epoch": 1, "criterion": "param_free",
+             "early_stop": {"eigenvalue": None, "param_free": {"chosen_epoch": 1, "fired_epoch": 1, "criterion": "param_free",
                                            "param_free_normal": 8, "genotype": kept}}} for r in runs]
     figures = {"settings": collapse.search_settings(params), "runs": rows}
     return report.write_result(report.result_document("collapse", "python -m benchmarks collapse", figures,
@@ -626,7 +627,7 @@ def test_collapse_retrains_the_cells_of_a_recorded_result(tmp_path: Path, monkey
                                                           json.dumps([["skip_connect", 0], ["skip_connect", 1]] * 4)}
     for r in figures["runs"]:
         assert set(r["accuracy"]) == {"final", *early_stop.CRITERIA} and r["accuracy"]["final"] != 99.0
-        assert r["accuracy"]["eigenvalue"] == r["accuracy"]["final"]  # no eigenvalue rule recorded: the final cell
+        assert r["accuracy"]["eigenvalue"] == r["accuracy"]["final"]  # the eigenvalue rule never fired: the final cell
     assert figures["searches_from"]["result"] == str(result) and figures["summary"][0]["top1_mean"] is not None
     assert "only the retraining ran" in collapse_report(figures, tmp_path / "t.png")
 
