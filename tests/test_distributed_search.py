@@ -84,10 +84,18 @@ def spawned(params: dict, world: int, tmp: Path, uniform: bool = False) -> list[
     return [torch.load(tmp / f"state.{r}") for r in range(world)]
 
 
-def assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+# alpha/beta take Adam steps (lr 3e-4): a component whose gradient is near zero turns rounding into
+# absolute change (Adam divides by sqrt(v) + 1e-8). 1e-5 per step, as in the data-parallel test
+# below; measured after 2 epochs of 3 steps: ~5e-8 typically, 1.3e-5 on two edges for rome K=3 seed 0 (NCHW;
+# since the FactorizedReduce change rounds differently), still 30x below Adam's 3e-4 per step.
+ARCH_ATOL_PER_STEP = 1e-5
+
+
+def assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], arch_steps: int = 0) -> None:
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(b[k].double(), a[k].double(), rtol=RTOL, atol=ATOL, msg=lambda m: f"{k}: {m}")
+        atol = ARCH_ATOL_PER_STEP * arch_steps if k.startswith("arch.") and arch_steps else ATOL
+        torch.testing.assert_close(b[k].double(), a[k].double(), rtol=RTOL, atol=atol, msg=lambda m: f"{k}: {m}")
 
 
 @pytest.mark.parametrize("algorithm,k", [("rome", 4), ("rome", 3), ("gdas", 1)])
@@ -97,7 +105,7 @@ def test_two_processes_take_the_one_process_steps(tmp_path: Path, algorithm: str
     one = final_state(params, ProcessGroup())
     ranks = spawned(params, 2, tmp_path)
     for rank_state in ranks:
-        assert_close(one, rank_state)
+        assert_close(one, rank_state, arch_steps=params["search"]["epochs"] * 3)
     # every rank holds bit-identical state (the same reduced gradients, the same replayed buffers)
     for k_ in ranks[0]:
         assert torch.equal(ranks[0][k_], ranks[1][k_]), k_
