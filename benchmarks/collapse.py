@@ -19,8 +19,9 @@ kept cell from scratch with the config's ``train`` section and reports its test 
 
 ``--searches-from RESULT --retrain`` retrains the cells a committed result recorded (each run's final and
 kept genotypes are in it) without rerunning its searches: only the data is prepared. The result must have
-been searched with exactly the config's settings (checked key by key; the searches are deterministic for
-them), and the new result names the one its searches came from, with that result's commit.
+been searched with exactly the config's settings (checked key by key), and the new result names the one its
+searches came from, with that result's commit: the retrained cells are that commit's searches, which another
+machine or commit reproduces only to float rounding (enough to move a single run by an op or two).
 """
 
 from __future__ import annotations
@@ -139,7 +140,9 @@ def search_settings(params: dict[str, Any]) -> dict[str, Any]:
 def recorded_rows(params: dict[str, Any], runs: list[dict[str, Any]], result: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows of a committed collapse result, one per run of ``params``' sweep, without their accuracies,
     and where they came from. Its searches stand for this config's only when every search setting agrees
-    (the searches are deterministic for their settings): anything else is a one-line error, never a mix."""
+    (a search's outcome is its settings', up to float rounding on another machine or commit, which can move
+    a single run by an op or two; the result records its commit): anything else is a one-line error,
+    never a mix."""
     doc = read_json(result, "collapse result")
     if not isinstance(doc, dict):
         raise RomeError(f"{result}: expected a JSON object (a benchmark result), found {type(doc).__name__}")
@@ -181,7 +184,7 @@ def collect(params: dict[str, Any], retrain: bool = False, config: Path | None =
         rows = [run_figures(r) for r in runs]
     if retrain:
         assert config is not None
-        early_stop.retrain(config, runs, rows, cores, final_from_history=searches_from is not None)
+        retrain_cost = early_stop.retrain(config, runs, rows, cores, final_from_history=searches_from is not None)
     settings = search_settings(params)
     if retrain:
         settings["retrain"] = {k: params["train"][k] for k in ("epochs", "steps_per_epoch", "batch_size", "layers",
@@ -189,7 +192,7 @@ def collect(params: dict[str, Any], retrain: bool = False, config: Path | None =
         settings["retrain"]["subset"] = {k: params["data"]["subset"][k] for k in ("train", "test")}
     sw = params["sweep"]
     return {"settings": settings, "summary": summarize(rows, sw["spaces"], sw["algorithms"], params["search"]["epochs"]),
-            "runs": rows, "searches_from": source}
+            "runs": rows, "searches_from": source, "retrain_cost": retrain_cost if retrain else None}
 
 
 def table_markdown(doc: dict[str, Any]) -> str:
@@ -206,6 +209,12 @@ def table_markdown(doc: dict[str, Any]) -> str:
     src = f.get("searches_from")
     origin = ([f"Searches recorded in `{src['result']}` (commit `{(src.get('commit') or 'unknown')[:10]}`, "
                f"{(src.get('date') or '')[:10]}); only the retraining ran for this result.", ""] if src else [])
+    cost = f.get("retrain_cost") or {}
+    if cost:
+        wall = cost.get("wall_seconds")
+        timing += (f" Retraining: {cost.get('cells_trained')} cells trained"
+                   + (f" in {wall / 60:.1f} min wall, {cost.get('jobs')} at a time" if wall is not None else "")
+                   + (f", {cost.get('cells_reused')} reused from an earlier run" if cost.get("cells_reused") else "") + ".")
     lines = [*origin, f"Search: {s['layers']} cells, {s['init_channels']} channels, batch {s['batch_size']}, {s['epochs']} epochs x "
              f"{s['steps_per_epoch']} steps, ROME K={s['k_samples']}, data {d['dataset']} resized to {d['resize']} "
              f"(subset {d['subset']}), seeds {s['seeds']}.", "",

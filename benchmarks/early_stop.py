@@ -16,8 +16,10 @@ the same commands the pipeline runs, under ``<run>/retrain/<kind>/`` in the benc
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -71,8 +73,8 @@ def _rome(args: list[str], log: Path) -> None:
         raise RuntimeError(f"rome {' '.join(args[:1])} failed (exit {res.returncode}); see {log}")
 
 
-def retrain_one(config: Path, run: dict[str, Any], derive: Path, folder: Path, cell: dict[str, Any]) -> float:
-    """Train the cell in ``derive`` from scratch and evaluate it: the test top-1 (%).
+def retrain_one(config: Path, run: dict[str, Any], derive: Path, folder: Path, cell: dict[str, Any]) -> tuple[float, bool]:
+    """Train the cell in ``derive`` from scratch and evaluate it: (the test top-1 (%), whether it trained now).
 
     A score in ``folder`` is reused only when ``folder/cell.json`` says it was trained for this very cell
     under the same ``train`` and ``data`` settings: a rerun search (a params or default change) may keep
@@ -80,7 +82,8 @@ def retrain_one(config: Path, run: dict[str, Any], derive: Path, folder: Path, c
     metrics = folder / "evaluate" / "metrics.json"
     marker = folder / "cell.json"
     key = json.dumps({"cell": cell, "train": run["train"], "data": run["data"]}, sort_keys=True, default=str)
-    if not (metrics.is_file() and marker.is_file() and marker.read_text() == key):
+    trained = not (metrics.is_file() and marker.is_file() and marker.read_text() == key)
+    if trained:
         marker.unlink(missing_ok=True)  # first: a retraining killed half-way must not look finished
         pins = ["--set", f"data.dataset={run['data']['dataset']}", "--set", f"search.space={run['search']['space']}",
                 "--set", f"search.algorithm={run['search']['algorithm']}", "--set", f"seed={run['seed']}"]
@@ -91,13 +94,15 @@ def retrain_one(config: Path, run: dict[str, Any], derive: Path, folder: Path, c
                "--input", f"train={folder / 'train'}", "--out", str(folder / "evaluate"), "--threads", "1"],
               folder / "evaluate.log")
         marker.write_text(key)
-    return float(read_json(metrics, "evaluation metrics")["top1"])
+    return float(read_json(metrics, "evaluation metrics")["top1"]), trained
 
 
 def retrain(config: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]], cores: int,
-            final_from_history: bool = False) -> None:
+            final_from_history: bool = False) -> dict[str, Any]:
     """Fill ``row["accuracy"]`` ({"final": top1, criterion: top1 of its kept cell}) for every run, training
     each distinct cell of a run once (a rule that never fires, or keeps a cell already trained, reuses its score).
+    Returns what the retraining cost: cells trained now and reused, and the wall seconds when any trained
+    (``None`` when every score was reused, so a re-read never reports a rerun's time as the retraining's).
 
     ``final_from_history``: the rows come from a recorded result, not from searches run here, so the final
     cell is written from the row's last history genotype, like the rules' kept cells, instead of read from
@@ -129,12 +134,18 @@ def retrain(config: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]]
     for folder in jobs:
         by_run.setdefault(folder.parent, []).append(folder)
 
-    def one_run(folders: list[Path]) -> list[tuple[Path, float]]:
+    def one_run(folders: list[Path]) -> list[tuple[Path, tuple[float, bool]]]:
         return [(folder, retrain_one(config, *jobs[folder])) for folder in folders]
 
     print(f"collapse: retraining {len(jobs)} cells of {len(by_run)} runs ({cores} runs at a time)", file=sys.stderr,
           flush=True)
+    start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, cores)) as pool:
-        scores = dict(pair for pairs in pool.map(one_run, by_run.values()) for pair in pairs)
+        results = dict(pair for pairs in pool.map(one_run, by_run.values()) for pair in pairs)
+    wall = time.perf_counter() - start
     for row, kind, folder in wanted:
-        row.setdefault("accuracy", {})[kind] = scores[folder]
+        row.setdefault("accuracy", {})[kind] = results[folder][0]
+    trained = sum(t for _score, t in results.values())
+    return {"cells_trained": trained, "cells_reused": len(results) - trained,
+            "wall_seconds": round(wall, 1) if trained else None, "jobs": max(1, cores),
+            "load_average_after": [round(x, 2) for x in os.getloadavg()]}

@@ -630,6 +630,13 @@ def test_collapse_retrains_the_cells_of_a_recorded_result(tmp_path: Path, monkey
         assert r["accuracy"]["eigenvalue"] == r["accuracy"]["final"]  # the eigenvalue rule never fired: the final cell
     assert figures["searches_from"]["result"] == str(result) and figures["summary"][0]["top1_mean"] is not None
     assert "only the retraining ran" in collapse_report(figures, tmp_path / "t.png")
+    cost = figures["retrain_cost"]
+    assert cost["cells_trained"] == 4 and cost["cells_reused"] == 0 and cost["wall_seconds"] is not None
+    assert "Retraining: 4 cells trained in" in collapse_report(figures, tmp_path / "t.png")
+    again = collapse.collect(params, retrain=True, config=Path("c.yaml"), cores=1, searches_from=result)
+    assert len(trained) == 4  # every score reused: nothing trained, so no wall time stands for the retraining
+    assert again["retrain_cost"]["cells_trained"] == 0 and again["retrain_cost"]["wall_seconds"] is None
+    assert "Retraining: 0 cells trained, 4 reused" in collapse_report(again, tmp_path / "t.png")
 
     other = smoke(tmp_path / "results", "search.space=s2", "sweep.spaces=[s2]", "sweep.algorithms=[gdas, rome]",
                   "sweep.seeds=[0]", "search.epochs=3")
@@ -678,11 +685,11 @@ def test_retrained_score_is_reused_only_for_the_same_cell(tmp_path: Path, monkey
            "seed": 0, "train": {"epochs": 6}}
     cell_a, cell_b = {"normal": [["skip_connect", 0]]}, {"normal": [["sep_conv_3x3", 1]]}
     folder = tmp_path / "retrain" / "final"
-    first = early_stop.retrain_one(Path("c.yaml"), run, tmp_path / "derive", folder, cell_a)
-    assert calls == ["train", "evaluate"]
-    assert early_stop.retrain_one(Path("c.yaml"), run, tmp_path / "derive", folder, cell_a) == first
+    first, trained = early_stop.retrain_one(Path("c.yaml"), run, tmp_path / "derive", folder, cell_a)
+    assert calls == ["train", "evaluate"] and trained
+    assert early_stop.retrain_one(Path("c.yaml"), run, tmp_path / "derive", folder, cell_a) == (first, False)
     assert calls == ["train", "evaluate"]  # same cell, same settings: the score is reused
-    assert early_stop.retrain_one(Path("c.yaml"), run, tmp_path / "derive", folder, cell_b) != first
+    assert early_stop.retrain_one(Path("c.yaml"), run, tmp_path / "derive", folder, cell_b)[0] != first
     assert calls == ["train", "evaluate"] * 2  # another cell in the same folder: retrained
     longer = {**run, "train": {"epochs": 12}}
     early_stop.retrain_one(Path("c.yaml"), longer, tmp_path / "derive", folder, cell_b)
