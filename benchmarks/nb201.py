@@ -108,7 +108,8 @@ def run_figures(run: dict[str, Any], table: Table) -> dict[str, Any]:
     if key not in metrics:
         raise RomeError(f"{stage_dir(run, 'evaluate')}/metrics.json: no {key}; expected evaluate.benchmark_table to be set")
     history = pipeline.read_history(run)
-    curve = [table.test(arch_from_flat(h["genotype"]["normal"])) for h in history]
+    archs = [arch_from_flat(h["genotype"]["normal"]) for h in history]
+    curve = [table.test(a) for a in archs]
     stops = early_stop.simulated_stops(history, run)
     for stop in stops.values():  # the kept cell scored by the same lookup (the table needs no retraining)
         if stop is not None:
@@ -118,6 +119,7 @@ def run_figures(run: dict[str, Any], table: Table) -> dict[str, Any]:
         "test": metrics[key], "valid": metrics.get(f"nb201_{dataset}_valid"), "index": table.rows.get(arch, (None, None, None))[2],
         "ops": op_counts(arch), "search_seconds": pipeline.read_search(run).get("seconds"),
         "curve_test": curve,
+        "curve_param_free": [op_counts(a)["param_free"] for a in archs],
         "eigenvalue": [h.get("hessian_eig") for h in history],
         "early_stop": stops,
     }
@@ -235,9 +237,26 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
     refs = {f"table best {t['best_test']:.1f}": t["best_test"], f"table mean {t['mean_test']:.1f}": t["mean_test"]}
     if t.get("all_skip_test") is not None:
         refs[f"all-skip {t['all_skip_test']:.1f}"] = t["all_skip_test"]
-    panel = plots.Panel(f"NAS-Bench-201: derived cell after each epoch ({t['dataset']})",
-                        f"{t['dataset']} test % ({Path(t['path']).name})", x, series, refs)
-    return plots.curves([panel], path)
+    panels = [plots.Panel(f"NAS-Bench-201: derived cell after each epoch ({t['dataset']})",
+                          f"{t['dataset']} test % ({Path(t['path']).name})", x, series, refs)]
+    # the collapse indicators, where the runs recorded them (results from before issue 21 hold neither)
+    runs = sorted(f["runs"], key=lambda r: (r["algorithm"], r["seed"]))
+    param_free: dict[str, list[list[float]]] = {}
+    for r in runs:
+        if r.get("curve_param_free"):
+            param_free.setdefault(r["algorithm"], []).append(r["curve_param_free"])
+    if param_free:
+        edges = max(r["ops"]["edges"] for r in runs)
+        panels.append(plots.Panel("NAS-Bench-201: derived cell after each epoch", f"parameter-free ops (of {edges})",
+                                  x, param_free, ylim=(-0.3, edges + 0.3)))
+    eig: dict[str, list[list[float | None]]] = {}
+    for r in runs:
+        if any(v is not None for v in r.get("eigenvalue") or []):
+            eig.setdefault(r["algorithm"], []).append(r["eigenvalue"])
+    if eig:
+        panels.append(plots.Panel("NAS-Bench-201: Hessian eigenvalue (val. loss, alpha)", "eigenvalue",
+                                  x, eig))
+    return plots.curves(panels, path)
 
 
 # ----------------------------------------------------------------------------- command

@@ -394,6 +394,7 @@ def test_nb201_collect_reads_the_pipeline(nb201_sweep: dict) -> None:
         assert len(r["curve_test"]) == nb201_sweep["search"]["epochs"]
         assert r["curve_test"][-1] == r["test"]  # the last epoch's cell is the derived cell
         assert r["ops"]["edges"] == 6
+        assert len(r["curve_param_free"]) == len(r["curve_test"]) and r["curve_param_free"][-1] == r["ops"]["param_free"]
         for criterion, stop in r["early_stop"].items():  # each rule's kept cell, looked up like the final one
             if stop is not None:
                 assert stop["test"] == r["curve_test"][stop["chosen_epoch"] - 1]
@@ -414,7 +415,7 @@ def test_nb201_detects_a_stale_aggregate(nb201_sweep: dict, tmp_path: Path) -> N
         nb201.check_against_aggregate(figures["algorithms"], agg, nb201_sweep)
 
 
-def test_nb201_table_and_plot(nb201_sweep: dict, tmp_path: Path) -> None:
+def test_nb201_table_and_plot(nb201_sweep: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     figures = nb201.collect(nb201_sweep)
     figures["pipeline"] = {"command": "snakemake ...", "wall_seconds": 600.0, "load_average_before": [1.0],
                            "load_average_after": [2.0]}
@@ -426,6 +427,17 @@ def test_nb201_table_and_plot(nb201_sweep: dict, tmp_path: Path) -> None:
     assert "Early stopping applied to each full history" in text and "| rome | param_free |" in text
     png = nb201.plot(doc, tmp_path / "nb201.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the collapse indicators get their panels: parameter-free ops per epoch, and the eigenvalue where a run has one
+    panels: list = []
+    monkeypatch.setattr(nb201.plots, "curves", lambda ps, path, **kw: panels.extend(ps) or path)
+    nb201.plot(doc, tmp_path / "n.png")
+    old = {**doc, "figures": {**figures, "runs": [{k: v for k, v in r.items() if k not in ("curve_param_free", "eigenvalue")}
+                                                  for r in figures["runs"]]}}
+    nb201.plot(old, tmp_path / "old.png")  # a result from before issue 21: the accuracy panel alone
+    assert [p.ylabel.split(" (")[0] for p in panels] == ["cifar10 test %", "parameter-free ops", "eigenvalue",
+                                                         "cifar10 test %"]
+    assert panels[1].ylabel == "parameter-free ops (of 6)"
+    assert set(panels[2].series) == {"rome"}  # random has no eigenvalue
 
 
 def test_run_benchmark_no_run_writes_result(nb201_sweep: dict, tmp_path: Path) -> None:
