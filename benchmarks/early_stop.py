@@ -16,7 +16,6 @@ the same commands the pipeline runs, under ``<run>/retrain/<kind>/`` in the benc
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -147,5 +146,4 @@ def retrain(config: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]]
         row.setdefault("accuracy", {})[kind] = results[folder][0]
     trained = sum(t for _score, t in results.values())
     return {"cells_trained": trained, "cells_reused": len(results) - trained,
-            "wall_seconds": round(wall, 1) if trained else None, "jobs": max(1, cores),
-            "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+            "wall_seconds": round(wall, 1) if trained else None, "jobs": max(1, cores)}
