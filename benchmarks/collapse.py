@@ -207,8 +207,8 @@ def table_markdown(doc: dict[str, Any]) -> str:
     trajectories = trajectory_table(f)
     d = s["data"]
     src = f.get("searches_from")
-    origin = ([f"Searches recorded in `{src['result']}` (commit `{(src.get('commit') or 'unknown')[:10]}`, "
-               f"{(src.get('date') or '')[:10]}); only the retraining ran for this result.", ""] if src else [])
+    origin = ([(f"Searches recorded in `{src['result']}` (commit `{(src.get('commit') or 'unknown')[:10]}`, "
+                f"{(src.get('date') or '')[:10]}); only the retraining ran for this result."), ""] if src else [])
     cost = f.get("retrain_cost") or {}
     if cost:
         wall = cost.get("wall_seconds")
