@@ -20,7 +20,7 @@ from test_search_loop import params_for, search, tiny_data
 
 from rome.config import resolve
 from rome.errors import RomeError
-from rome.search.early_stop import StopRule, decide, hessian_due
+from rome.search.early_stop import StopRule, decide, hessian_due, warmup_warning
 from rome.search.indicators import (
     HESSIAN_SEED,
     architecture_indicators,
@@ -272,6 +272,37 @@ def test_param_free_rule() -> None:
     assert decide(StopRule("param_free", start_epoch=4), hist, 6).fired_epoch == 4
     assert decide(StopRule("param_free", max_param_free=6), hist, 6) is None
     assert decide(StopRule("none"), hist, 6) is None
+
+
+def test_warmup_warning_names_the_first_epoch_the_rule_may_keep() -> None:
+    """A rule that may keep a warm-up epoch (its alpha is the random start) is warned about; one that cannot, is not."""
+    assert warmup_warning(StopRule("none"), 2) is None
+    assert warmup_warning(StopRule("param_free", start_epoch=3), 2) is None
+    assert warmup_warning(StopRule("param_free", start_epoch=2), 0) is None
+    msg = warmup_warning(StopRule("param_free", start_epoch=2), 2)
+    assert "search.early_stop.start_epoch = 2" in msg and "search.arch_warmup_epochs" in msg and ">= 3" in msg
+    msg = warmup_warning(StopRule("param_free"), 2)  # null: param_free's reference value is epoch 1
+    assert "null" in msg and "epoch 1" in msg
+    assert warmup_warning(StopRule("eigenvalue", hessian_every=1), 10) is None  # null: R-DARTS's epoch 11
+    assert "epoch 11" in warmup_warning(StopRule("eigenvalue", hessian_every=1), 11)
+
+
+def test_search_logs_the_warmup_warning_once(tmp_path: Path) -> None:
+    from rome.search.loop import run_search
+
+    lines: list[str] = []
+    p = params_for(tmp_path, "search.epochs=3", "search.arch_warmup_epochs=1", "search.early_stop.criterion=param_free",
+                   "search.early_stop.max_param_free=9")
+    run_search(SearchConfig.from_params(p), p["seed"], "mnist5k", tiny_data(), None, "cpu", progress=False,
+               log=lines.append)
+    warned = [line for line in lines if "warning" in line]
+    assert len(warned) == 1 and "search.arch_warmup_epochs" in warned[0], lines
+    lines.clear()
+    p = params_for(tmp_path, "search.epochs=3", "search.arch_warmup_epochs=1", "search.early_stop.criterion=param_free",
+                   "search.early_stop.max_param_free=9", "search.early_stop.start_epoch=2")
+    run_search(SearchConfig.from_params(p), p["seed"], "mnist5k", tiny_data(), None, "cpu", progress=False,
+               log=lines.append)
+    assert not [line for line in lines if "warning" in line], lines
 
 
 # ----------------------------------------------------------------------------- in the search and the stage

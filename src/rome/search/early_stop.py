@@ -115,6 +115,20 @@ def _param_free(rule: StopRule, history: Sequence[dict[str, Any]], epochs: int) 
     return None
 
 
+def warmup_warning(rule: StopRule, arch_warmup_epochs: int) -> str | None:
+    """A warning when the rule may keep an epoch of the weight warm-up, whose architecture is still the random start.
+
+    Epochs 1..``arch_warmup_epochs`` take no architecture step, so an epoch kept from them derives the
+    initial alpha; the collapse testbed with a warm-up (benchmarks/README section 3) kept exactly that
+    in 22 of its 24 decisions. A warning, not an error: the decision stays the rule's, as documented."""
+    if rule.criterion == "none" or arch_warmup_epochs <= 0 or rule.first_epoch > arch_warmup_epochs:
+        return None
+    start = "null (the criterion's reference value)" if rule.start_epoch is None else str(rule.start_epoch)
+    return (f"search.early_stop.start_epoch = {start} resolves to epoch {rule.first_epoch}, within the "
+            f"{arch_warmup_epochs} epochs of search.arch_warmup_epochs: a stop there keeps the untrained "
+            f"architecture; expected start_epoch >= {arch_warmup_epochs + 1}")
+
+
 def decide(rule: StopRule, history: Sequence[dict[str, Any]], epochs: int) -> StopDecision | None:
     """The first epoch of ``history`` at which ``rule`` stops a search of ``epochs`` epochs, or None."""
     if rule.criterion == "eigenvalue":

@@ -58,7 +58,7 @@ from rome.reproducibility import rng_state, set_rng_state
 from rome.search.algorithms import SearchAlgorithm, build_algorithm
 from rome.search.batches import EndlessBatches, StreamBatches
 from rome.search.checkpoint import CHECKPOINT_FILE, fingerprint, load_checkpoint, save_checkpoint
-from rome.search.early_stop import StopDecision, StopRule, decide, hessian_due
+from rome.search.early_stop import StopDecision, StopRule, decide, hessian_due, warmup_warning
 from rome.search.indicators import architecture_indicators, hessian_eigenvalue, timed
 from rome.search.modes import SearchBehaviour, resolve_behaviour
 from rome.search.sampling import linear_tau
@@ -361,6 +361,9 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
             f"clip with alpha {b.clip_with_alpha}")
     elif state.epoch == 0 and (b.unrolled or b.arch_warmup_epochs):
         log(f"search: unrolled {b.unrolled}, arch warm-up epochs {b.arch_warmup_epochs}")
+    warning = warmup_warning(state.stop_rule, b.arch_warmup_epochs)
+    if warning is not None and state.epoch == 0:
+        log(f"search: warning: {warning}")
     if group.distributed and s.parallel == "batch":
         log(f"search: data parallel over {group.world_size} processes: each runs the K = {state.algorithm.k_samples} "
             f"draws on {s.batch_size // group.world_size} of the {s.batch_size} images of each batch")
