@@ -361,8 +361,7 @@ def run_search(config: SearchConfig, seed: int, dataset: str, data: SearchData, 
             f"clip with alpha {b.clip_with_alpha}")
     elif state.epoch == 0 and (b.unrolled or b.arch_warmup_epochs):
         log(f"search: unrolled {b.unrolled}, arch warm-up epochs {b.arch_warmup_epochs}")
-    warning = warmup_warning(state.stop_rule, b.arch_warmup_epochs)
-    if warning is not None and state.epoch == 0:
+    if state.epoch == 0 and (warning := warmup_warning(state.stop_rule, b.arch_warmup_epochs)) is not None:
         log(f"search: warning: {warning}")
     if group.distributed and s.parallel == "batch":
         log(f"search: data parallel over {group.world_size} processes: each runs the K = {state.algorithm.k_samples} "
