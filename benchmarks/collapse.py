@@ -258,22 +258,17 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
     panels = []
     with_eigen = any(any(v is not None for v in r.get("eigenvalue") or []) for r in f["runs"])
     for space in f["settings"]["spaces"]:
-        runs = [r for r in f["runs"] if r["space"] == space]
-        series: dict[str, list[list[float]]] = {}
-        for r in sorted(runs, key=lambda r: (r["algorithm"], r["seed"])):
-            series.setdefault(r["algorithm"], []).append(r["curve"])
+        runs = sorted((r for r in f["runs"] if r["space"] == space), key=lambda r: (r["algorithm"], r["seed"]))
+        series = plots.series_by_algorithm(runs, "curve")
         epochs = max((len(r["curve"]) for r in runs), default=0)
         refs = {f"{algo.upper()} paper {v}": v for algo, v in PAPER["param_free_normal"].get(space, {}).items()}
         panels.append(plots.Panel(f"{space.upper()}: derived normal cell after each epoch",
                                   f"parameter-free ops (of {NORMAL_ENTRIES})", list(range(1, epochs + 1)), series, refs,
                                   ylim=(-0.3, NORMAL_ENTRIES + 0.3)))
         if with_eigen:
-            eig: dict[str, list[list[float | None]]] = {}
-            for r in sorted(runs, key=lambda r: (r["algorithm"], r["seed"])):
-                if any(v is not None for v in r["eigenvalue"]):
-                    eig.setdefault(r["algorithm"], []).append(r["eigenvalue"])
             panels.append(plots.Panel(f"{space.upper()}: dominant Hessian eigenvalue (validation loss, alpha)",
-                                      "eigenvalue", list(range(1, epochs + 1)), eig))
+                                      "eigenvalue", list(range(1, epochs + 1)),
+                                      plots.series_by_algorithm(runs, "eigenvalue")))
     return plots.curves(panels, path, columns=2 if with_eigen else None)
 
 

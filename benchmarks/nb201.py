@@ -228,9 +228,7 @@ def table_markdown(doc: dict[str, Any]) -> str:
 
 def plot(doc: dict[str, Any], path: Path) -> Path:
     f = doc["figures"]
-    series: dict[str, list[list[float]]] = {}
-    for r in f["runs"]:
-        series.setdefault(r["algorithm"], []).append(r["curve_test"])
+    series = plots.series_by_algorithm(f["runs"], "curve_test")
     epochs = max(len(r["curve_test"]) for r in f["runs"])
     x = list(range(1, epochs + 1))
     t = f["table"]
@@ -241,18 +239,12 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
                           f"{t['dataset']} test % ({Path(t['path']).name})", x, series, refs)]
     # the collapse indicators, where the runs recorded them (results from before issue 21 hold neither)
     runs = sorted(f["runs"], key=lambda r: (r["algorithm"], r["seed"]))
-    param_free: dict[str, list[list[float]]] = {}
-    for r in runs:
-        if r.get("curve_param_free"):
-            param_free.setdefault(r["algorithm"], []).append(r["curve_param_free"])
+    param_free = plots.series_by_algorithm(runs, "curve_param_free")
     if param_free:
         edges = max(r["ops"]["edges"] for r in runs)
         panels.append(plots.Panel("NAS-Bench-201: derived cell after each epoch", f"parameter-free ops (of {edges})",
                                   x, param_free, ylim=(-0.3, edges + 0.3)))
-    eig: dict[str, list[list[float | None]]] = {}
-    for r in runs:
-        if any(v is not None for v in r.get("eigenvalue") or []):
-            eig.setdefault(r["algorithm"], []).append(r["eigenvalue"])
+    eig = plots.series_by_algorithm(runs, "eigenvalue")
     if eig:
         panels.append(plots.Panel("NAS-Bench-201: Hessian eigenvalue (val. loss, alpha)", "eigenvalue",
                                   x, eig))

@@ -33,6 +33,17 @@ class Panel:
     ylim: tuple[float, float] | None = None
 
 
+def series_by_algorithm(runs: Sequence[Mapping[str, object]], key: str) -> dict[str, list[list[float | None]]]:
+    """A panel's ``series``: each run's ``key`` list under its algorithm, in the order of ``runs``; runs whose
+    list is missing or holds no value (results from before the quantity was recorded) are left out."""
+    series: dict[str, list[list[float | None]]] = {}
+    for r in runs:
+        values = r.get(key)
+        if values and any(v is not None for v in values):
+            series.setdefault(str(r["algorithm"]), []).append(list(values))
+    return series
+
+
 def _mean(columns: Sequence[Sequence[float | None]]) -> list[float | None]:
     out = []
     for values in zip(*columns):
